@@ -1,0 +1,273 @@
+"""Dataset readers: class-folder trees, FER-2013's fer2013.csv, and FER+ (Microsoft layout).
+
+Every reader returns the same thing, a `Dataset` of named splits of labelled image
+references; `load_split` decodes a split into one uint8 array at the model's input size.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import random
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from fer_mine.errors import FerMineError
+from fer_mine.labels import CONTEMPT, canonical_label
+from fer_mine.transforms.preprocess import Preprocess
+
+DATA_ROOT_ENV = "FER_MINE_DATA"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+# Datasets the source paper names (folder names we look for under the data root).
+KNOWN_DATASETS: dict[str, str] = {
+    "fer2013": "FER-2013, Kaggle folder layout or the original fer2013.csv",
+    "ferplus": "FER+ 10-annotator labels, Microsoft layout (FER2013Train|Valid|Test/label.csv)",
+    "facial-expression": 'Kaggle "Facial Expression Dataset" (class folders)',
+    "face-recognition": 'Kaggle "Face Recognition Dataset" (class folders)',
+}
+# fer2013.csv's integer codes
+FER2013_CSV_CODES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# FER+ vote columns after the image name and face box
+FERPLUS_COLUMNS = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+    "unknown", "NF",
+)  # fmt: skip
+FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+
+
+@dataclass
+class Split:
+    """Labelled images: each item has an id (its file name), a label and a path or pixels."""
+
+    ids: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    paths: list[str | None] = field(default_factory=list)
+    pixels: list[np.ndarray | None] = field(default_factory=list)
+
+    def add(self, id_: str, label: str, path: str | None = None, pixels=None) -> None:
+        self.ids.append(id_)
+        self.labels.append(label)
+        self.paths.append(path)
+        self.pixels.append(pixels)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices: list[int]) -> Split:
+        return Split(
+            [self.ids[i] for i in indices],
+            [self.labels[i] for i in indices],
+            [self.paths[i] for i in indices],
+            [self.pixels[i] for i in indices],
+        )
+
+    def extend(self, other: Split) -> None:
+        self.ids += other.ids
+        self.labels += other.labels
+        self.paths += other.paths
+        self.pixels += other.pixels
+
+
+@dataclass
+class Dataset:
+    name: str
+    layout: str
+    splits: dict[str, Split]
+    notes: list[str] = field(default_factory=list)
+
+
+def default_data_root() -> Path | None:
+    value = os.environ.get(DATA_ROOT_ENV)
+    return Path(value) if value else None
+
+
+def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (kept, held_out): `fraction` of every class held out, repeatable for a seed."""
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_class[label].append(i)
+    rng = random.Random(seed)
+    kept, held = [], []
+    for label in sorted(by_class):
+        members = by_class[label]
+        rng.shuffle(members)
+        n_held = round(len(members) * fraction)
+        held += members[:n_held]
+        kept += members[n_held:]
+    return sorted(kept), sorted(held)
+
+
+def _read_class_folders(folder: Path) -> Split:
+    split = Split()
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            label = canonical_label(class_dir.name)
+        except ValueError as exc:
+            raise FerMineError(f"{class_dir}: {exc}") from None
+        for path in sorted(class_dir.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                split.add(path.name, label, path=str(path))
+    return split
+
+
+def read_folder_tree(root: Path, name: str, seed: int = 0) -> Dataset:
+    """`train/<emotion>/*` + `test/<emotion>/*`, or bare `<emotion>/*` split 80/20."""
+    if (root / "train").is_dir():
+        splits = {"train": _read_class_folders(root / "train")}
+        if (root / "test").is_dir():
+            splits["test"] = _read_class_folders(root / "test")
+        return Dataset(name, "class folders (train/test)", splits)
+    everything = _read_class_folders(root)
+    train_idx, test_idx = stratified_split(everything.labels, 0.2, seed)
+    return Dataset(
+        name,
+        "class folders (no split)",
+        {"train": everything.subset(train_idx), "test": everything.subset(test_idx)},
+        [f"no official split: seeded stratified 80/20 split (seed {seed})"],
+    )
+
+
+def read_fer2013_csv(csv_path: Path, name: str) -> Dataset:
+    """FER-2013's original CSV: emotion (0-6), pixels (2304 numbers), Usage."""
+    splits = {"train": Split(), "test": Split()}
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"emotion", "pixels"} <= set(reader.fieldnames):
+            raise FerMineError(f"{csv_path}: expected columns emotion,pixels[,Usage]")
+        for row_number, row in enumerate(reader):
+            usage = row.get("Usage") or "Training"
+            values = np.array(row["pixels"].split(), dtype=np.uint8)
+            side = round(len(values) ** 0.5)
+            pixels = values.reshape(side, side) if side * side == len(values) else None
+            target = "train" if usage == "Training" else "test"
+            label = FER2013_CSV_CODES[int(row["emotion"])]
+            splits[target].add(f"{usage}_{row_number}", label, pixels=pixels)
+    return Dataset(name, "fer2013.csv", splits)
+
+
+def ferplus_majority(votes: list[int], keep_contempt: bool) -> str | None:
+    """The label most annotators chose; None for ties, unknown, not-a-face, dropped contempt."""
+    top = max(votes)
+    if top == 0 or votes.count(top) > 1:
+        return None
+    column = FERPLUS_COLUMNS[votes.index(top)]
+    if column in ("unknown", "NF") or (column == CONTEMPT and not keep_contempt):
+        return None
+    return canonical_label(column)
+
+
+def read_ferplus(root: Path, name: str, keep_contempt: bool = False) -> Dataset:
+    splits: dict[str, Split] = {}
+    excluded = Counter()
+    for split_name, folder in FERPLUS_SPLITS.items():
+        label_file = root / folder / "label.csv"
+        if not label_file.is_file():
+            continue
+        split = Split()
+        with label_file.open(newline="") as handle:
+            for row in csv.reader(handle):
+                if not row:
+                    continue
+                votes = [int(v) for v in row[2:12]]
+                label = ferplus_majority(votes, keep_contempt)
+                if label is None:
+                    excluded[split_name] += 1
+                    continue
+                split.add(row[0], label, path=str(root / folder / row[0]))
+        splits[split_name] = split
+    reasons = "tie, unknown, not a face" + ("" if keep_contempt else ", contempt")
+    notes = [f"{split}: {n} images excluded ({reasons})" for split, n in excluded.items()]
+    return Dataset(name, "FER+ (Microsoft layout, majority vote)", splits, notes)
+
+
+def read_dataset(folder: Path, seed: int = 0, keep_contempt: bool = False) -> Dataset:
+    """Recognize a dataset folder's layout and read it."""
+    name = folder.name
+    if not folder.is_dir():
+        raise FerMineError(f"dataset folder not found: {folder}")
+    if (folder / "FER2013Train" / "label.csv").is_file():
+        return read_ferplus(folder, name, keep_contempt)
+    fer_csv = next((p for p in sorted(folder.glob("*.csv")) if _is_fer2013_csv(p)), None)
+    if fer_csv is not None:
+        return read_fer2013_csv(fer_csv, name)
+    if any(p.is_dir() for p in folder.iterdir()):
+        return read_folder_tree(folder, name, seed)
+    raise FerMineError(f"{folder}: no class folders, fer2013.csv or FER+ label.csv found")
+
+
+def _is_fer2013_csv(path: Path) -> bool:
+    with path.open(newline="") as handle:
+        header = handle.readline().strip().split(",")
+    return {"emotion", "pixels"} <= set(header)
+
+
+def resolve_datasets(
+    data_root: Path, names: str, seed: int = 0, keep_contempt: bool = False
+) -> tuple[list[Dataset], list[str]]:
+    """`names` is a comma list or `all`; returns the datasets and notes on what was found."""
+    if not data_root.is_dir():
+        raise FerMineError(f"data root not found: {data_root}")
+    present = sorted(p.name for p in data_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not present:
+        raise FerMineError(f"data root {data_root} holds no dataset folders")
+    notes = []
+    if names.strip().lower() == "all":
+        chosen = present
+        missing = [k for k in KNOWN_DATASETS if k not in present]
+        notes.append(f"found: {', '.join(present)}")
+        if missing:
+            notes.append(f"known but missing: {', '.join(missing)}")
+    else:
+        chosen = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in present]
+        if unknown:
+            raise FerMineError(
+                f"dataset {', '.join(unknown)} not in {data_root}; found: {', '.join(present)}"
+            )
+    return [read_dataset(data_root / n, seed, keep_contempt) for n in chosen], notes
+
+
+def _decode(path: str | None, pixels: np.ndarray | None, preprocess: Preprocess):
+    try:
+        if pixels is None:
+            data = np.fromfile(path, dtype=np.uint8)
+            pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+            if pixels is None:
+                return None
+        if pixels.dtype != np.uint8:  # 16-bit images
+            pixels = cv2.convertScaleAbs(pixels, alpha=255.0 / max(1, int(pixels.max())))
+        return preprocess.to_pixels(pixels)
+    except (cv2.error, OSError, ValueError):
+        return None
+
+
+@dataclass
+class LoadedSplit:
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int64 indices into the label list
+    ids: list[str]
+    skipped: list[str]  # ids that could not be decoded
+
+
+def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...]) -> LoadedSplit:
+    """Decode every image at the model's input size; unreadable ones are skipped and listed."""
+    index = {name: i for i, name in enumerate(label_names)}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        decoded = list(
+            pool.map(lambda a: _decode(*a, preprocess), zip(split.paths, split.pixels, strict=True))
+        )
+    keep = [i for i, img in enumerate(decoded) if img is not None and split.labels[i] in index]
+    skipped = [split.ids[i] for i, img in enumerate(decoded) if img is None]
+    shape = (0, preprocess.size, preprocess.size, preprocess.channels)
+    images = np.stack([decoded[i] for i in keep]) if keep else np.zeros(shape, np.uint8)
+    labels = np.array([index[split.labels[i]] for i in keep], dtype=np.int64)
+    return LoadedSplit(images, labels, [split.ids[i] for i in keep], skipped)
+
+
+def pixel_hashes(images: np.ndarray) -> list[str]:
+    return [hashlib.blake2b(img.tobytes(), digest_size=16).hexdigest() for img in images]

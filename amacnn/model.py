@@ -1,0 +1,203 @@
+"""AMACNN: multi-scale stem, residual refinement, spatial attention, FC head (SPEC.md).
+
+Where resolution is reduced is not in the paper; each preset states it
+(`stem_pool` after the stem and a stride per residual block) so it can be changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class AMACNNConfig:
+    input_size: int = 48
+    in_channels: int = 1
+    num_classes: int = 7
+    stream_filters: int = 32  # per stream; the stem outputs 3x this
+    stream_kernels: tuple[int, ...] = (3, 5, 7)
+    stem_pool: int = 2  # max-pool factor right after the stem (1 = none)
+    block_widths: tuple[int, ...] = (64, 128, 256)
+    block_strides: tuple[int, ...] = (1, 2, 2)
+    attention_hidden: int = 32  # width of the 1x1-conv attention branch
+    fc_units: int = 256
+    dropout: float = 0.4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AMACNNConfig:
+        tuples = {k: tuple(v) for k, v in data.items() if isinstance(v, list)}
+        return cls(**{**data, **tuples})
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    config: AMACNNConfig = field(default_factory=AMACNNConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "paper",
+            "as published: 128x128x3, 64 filters per stream; pool 2 after the stem, "
+            "three strided residual blocks",
+            AMACNNConfig(
+                input_size=128,
+                in_channels=3,
+                stream_filters=64,
+                stem_pool=2,
+                block_widths=(128, 256, 512),
+                block_strides=(2, 2, 2),
+                attention_hidden=64,
+            ),
+        ),
+        Preset(
+            "cpu",
+            "48x48 gray, 32 filters per stream, pool 2 after the stem: a full "
+            "FER-2013 run fits in about 2 h on 2 CPU cores",
+            AMACNNConfig(),
+        ),
+        Preset(
+            "tiny",
+            "for tests and smoke runs: 32x32 gray, 8 filters per stream",
+            AMACNNConfig(
+                input_size=32,
+                stream_filters=8,
+                block_widths=(16, 32, 32),
+                block_strides=(1, 2, 2),
+                attention_hidden=8,
+                fc_units=32,
+            ),
+        ),
+    )
+}
+
+
+class MultiScaleStem(nn.Module):
+    """Parallel conv streams (3x3, 5x5, 7x7 by default), each conv-BN-ReLU, concatenated."""
+
+    def __init__(self, in_channels: int, filters: int, kernels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.streams = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(in_channels, filters, k, padding=k // 2, bias=False),
+                nn.BatchNorm2d(filters),
+                nn.ReLU(inplace=True),
+            )
+            for k in kernels
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([stream(x) for stream in self.streams], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    """ResNet basic block: 2 x (conv3x3 + BN + ReLU) with identity or projection shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class SpatialAttention(nn.Module):
+    """1x1-conv branch -> one sigmoid weight per position, multiplied into the features."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.branch(x)
+        return x * weights, weights
+
+
+class AMACNN(nn.Module):
+    def __init__(self, config: AMACNNConfig) -> None:
+        super().__init__()
+        if len(config.block_widths) != len(config.block_strides):
+            raise ValueError("block_widths and block_strides must have the same length")
+        self.config = config
+        self.stem = MultiScaleStem(config.in_channels, config.stream_filters, config.stream_kernels)
+        self.pool = nn.MaxPool2d(config.stem_pool) if config.stem_pool > 1 else nn.Identity()
+        blocks = []
+        width = config.stream_filters * len(config.stream_kernels)
+        for out_width, stride in zip(config.block_widths, config.block_strides, strict=True):
+            blocks.append(ResidualBlock(width, out_width, stride))
+            width = out_width
+        self.blocks = nn.Sequential(*blocks)
+        self.attention = SpatialAttention(width, config.attention_hidden)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, config.fc_units),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.fc_units, config.num_classes),
+        )
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, classes) and the attention map (N, 1, h, w) with values in [0, 1]."""
+        features = self.blocks(self.pool(self.stem(x)))
+        attended, weights = self.attention(features)
+        return self.head(attended), weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; apply softmax for class probabilities."""
+        return self.forward_with_attention(x)[0]
+
+
+def build_model(preset: str | AMACNNConfig = "cpu", **overrides: object) -> AMACNN:
+    """Build an AMACNN from a preset name or a config, with optional field overrides."""
+    if isinstance(preset, AMACNNConfig):
+        config = preset
+    else:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        config = PRESETS[preset].config
+    return AMACNN(replace(config, **overrides))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: AMACNN) -> int:
+    """Multiply-accumulates for one image, counted by torch's own FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = model.config
+    x = torch.zeros(1, cfg.in_channels, cfg.input_size, cfg.input_size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,398 @@
+"""Training loop: the paper's recipe by default, measured improvements as options.
+
+Images are decoded once into memory (uint8) and augmented per batch on the
+training device; every epoch writes a checkpoint so `--resume` continues a killed run.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from fer_mine.amacnn.datasets import (
+    Dataset,
+    LoadedSplit,
+    load_split,
+    pixel_hashes,
+    stratified_split,
+)
+from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
+from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
+from fer_mine.amacnn.model import AMACNN, PRESETS, build_model
+from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
+from fer_mine.errors import FerMineError
+from fer_mine.labels import CONTEMPT, EMOTIONS
+from fer_mine.transforms.augment import training_augmentation
+from fer_mine.transforms.preprocess import Preprocess
+
+CHECKPOINT_FILE = "checkpoint.pt"
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainOptions:
+    """Defaults are the paper's recipe; every other value is an option we measured."""
+
+    preset: str = "cpu"
+    epochs: int = 45
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    patience: int = 10  # early stopping: epochs without a better validation accuracy
+    val_fraction: float = 0.1  # carved from training data, stratified
+    seed: int = 0
+    ce_weight: float = 1.0
+    focal_weight: float = 1.0
+    label_smoothing: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
+    augment: float = 1.0  # augmentation strength; 0 = off
+    tta: bool = False  # horizontal-flip test-time augmentation when evaluating
+    keep_contempt: bool = False
+    time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
+    name: str = "amacnn"
+    init_from: str = ""  # start from these weights (a model folder) instead of random ones
+    datasets: list[str] = field(default_factory=list)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def hardware_summary(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (CPU)"
+
+
+@dataclass
+class PreparedData:
+    labels: tuple[str, ...]
+    train: LoadedSplit
+    val: LoadedSplit
+    tests: dict[str, LoadedSplit]  # "<dataset>/<split>" -> images
+    counts: dict[str, int]
+    notes: list[str]
+
+
+def _concat(parts: list[LoadedSplit]) -> LoadedSplit:
+    return LoadedSplit(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        [i for p in parts for i in p.ids],
+        [s for p in parts for s in p.skipped],
+    )
+
+
+def _take(split: LoadedSplit, indices: list[int]) -> LoadedSplit:
+    return LoadedSplit(split.images[indices], split.labels[indices],
+                       [split.ids[i] for i in indices], [])  # fmt: skip
+
+
+def prepare_data(
+    datasets: list[Dataset], preprocess: Preprocess, options: TrainOptions, log: Callable
+) -> PreparedData:
+    """Decode, drop training images identical to any test image, carve validation from train."""
+    labels = EMOTIONS + ((CONTEMPT,) if options.keep_contempt else ())
+    trains, tests, notes = [], {}, []
+    for dataset in datasets:
+        notes += [f"{dataset.name}: {n}" for n in dataset.notes]
+        if "train" not in dataset.splits:
+            raise FerMineError(f"dataset {dataset.name} has no training split")
+        train = load_split(dataset.splits["train"], preprocess, labels)
+        missing = [lab for i, lab in enumerate(labels[:7]) if not (train.labels == i).any()]
+        if missing:
+            raise FerMineError(f"dataset {dataset.name}: no training images for {', '.join(missing)}")
+        if train.skipped:
+            notes.append(f"{dataset.name}/train: skipped {len(train.skipped)} unreadable images")
+        trains.append(train)
+        for split_name in ("test",):
+            if split_name in dataset.splits:
+                loaded = load_split(dataset.splits[split_name], preprocess, labels)
+                if loaded.skipped:
+                    notes.append(f"{dataset.name}/{split_name}: skipped {len(loaded.skipped)}")
+                tests[f"{dataset.name}/{split_name}"] = loaded
+    train = _concat(trains)
+    # FER-2013 holds byte-identical images across its splits, and FER+ re-labels the same
+    # images: never let a test image (of any chosen dataset) into training.
+    test_hashes = {h for t in tests.values() for h in pixel_hashes(t.images)}
+    clean = [i for i, h in enumerate(pixel_hashes(train.images)) if h not in test_hashes]
+    if len(clean) < len(train.ids):
+        notes.append(f"dropped {len(train.ids) - len(clean)} training images identical to a test image")
+        train = _take(train, clean)
+    label_names = [labels[i] for i in train.labels]
+    keep, held = stratified_split(label_names, options.val_fraction, options.seed)
+    counts = {"train": len(keep), "val": len(held)} | {k: len(v.ids) for k, v in tests.items()}
+    for note in notes:
+        log(note)
+    return PreparedData(labels, _take(train, keep), _take(train, held), tests, counts, notes)
+
+
+def _to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: AMACNN, images: torch.Tensor, preprocess: Preprocess, tta: bool = False,
+    batch_size: int = 512,
+) -> torch.Tensor:  # fmt: skip
+    """Softmax probabilities for uint8 (N, C, H, W) images already on the model's device."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = preprocess.normalize(images[start : start + batch_size])
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        probs = model(batch).softmax(dim=1)
+        if tta:
+            probs = (probs + model(batch.flip(3)).softmax(dim=1)) / 2
+        outputs.append(probs.float())
+    return torch.cat(outputs) if outputs else torch.zeros(0, model.config.num_classes)
+
+
+def evaluate_loaded(
+    model: AMACNN, split: LoadedSplit, preprocess: Preprocess, labels: tuple[str, ...],
+    tta: bool = False,
+) -> dict:  # fmt: skip
+    """Metrics for a decoded split, plus per-subset ones for FER-2013's Public/PrivateTest."""
+    device = next(model.parameters()).device
+    probs = predict_proba(model, _to_device_images(split.images, device), preprocess, tta)
+    predictions = probs.argmax(dim=1).cpu().numpy()
+    result = classification_metrics(split.labels, predictions, labels)
+    subsets = {}
+    for usage in ("PrivateTest", "PublicTest"):
+        mask = np.array([i.startswith(usage) for i in split.ids], dtype=bool)
+        if mask.any():
+            subsets[usage] = classification_metrics(split.labels[mask], predictions[mask], labels)
+    if subsets:
+        result["subsets"] = subsets
+    return result
+
+
+def _progress(options: TrainOptions, epoch: float, elapsed: float) -> float:
+    """Share of the run done: by epochs, or by the time limit when that comes first."""
+    done = epoch / options.epochs
+    if options.time_limit_min:
+        done = max(done, elapsed / (options.time_limit_min * 60))
+    return min(1.0, done)
+
+
+def _lr_factor(options: TrainOptions, epoch: float, elapsed: float) -> float:
+    if options.warmup_epochs and epoch < options.warmup_epochs:
+        return (epoch + 1) / (options.warmup_epochs + 1)
+    if options.schedule == "cosine":
+        # anneals to zero at the end of the run, so a time-limited run still ends annealed
+        warm = options.warmup_epochs / options.epochs
+        progress = (_progress(options, epoch, elapsed) - warm) / max(1e-9, 1 - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+    return 1.0
+
+
+def train(
+    datasets: list[Dataset],
+    output: Path,
+    options: TrainOptions,
+    resume: bool = False,
+    device: torch.device | None = None,
+    progress: Callable | None = None,
+    log: Callable = print,
+) -> ModelCard:
+    """Train, keep the best-on-validation weights in `output`, evaluate them on the test splits."""
+    if options.preset not in PRESETS:
+        raise FerMineError(f"unknown preset {options.preset!r}; choose from {', '.join(PRESETS)}")
+    if options.schedule not in SCHEDULES:
+        raise FerMineError(f"unknown schedule {options.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    device = device or pick_device()
+    output.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = output / CHECKPOINT_FILE
+    checkpoint = None
+    if resume and checkpoint_path.is_file():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        saved = checkpoint["options"]
+        options = TrainOptions(**{**saved, "epochs": options.epochs,
+                                  "time_limit_min": options.time_limit_min})  # fmt: skip
+        log(f"resuming after epoch {checkpoint['epoch'] + 1} ({checkpoint_path})")
+    elif resume:
+        log(f"no checkpoint in {output}; starting from scratch")
+
+    torch.manual_seed(options.seed)
+    np.random.seed(options.seed)
+    config = PRESETS[options.preset].config
+    preprocess = Preprocess(size=config.input_size, channels=config.in_channels)
+    data = prepare_data(datasets, preprocess, options, log)
+    model = build_model(options.preset, num_classes=len(data.labels)).to(device)
+    if options.init_from and checkpoint is None:
+        start, start_card = load_model(Path(options.init_from))
+        if start_card.config != model.config or start_card.labels != data.labels:
+            raise FerMineError(f"--init {options.init_from}: its preset or labels differ from this run's")
+        model.load_state_dict(start.state_dict())
+        log(f"starting from the weights of {start_card.name} ({start_card.sha256[:12]})")
+    model = model.to(memory_format=torch.channels_last)
+
+    train_images = _to_device_images(data.train.images, device)
+    train_labels = torch.from_numpy(data.train.labels).to(device)
+    val_images = _to_device_images(data.val.images, device)
+    val_labels = torch.from_numpy(data.val.labels).to(device)
+    class_weights = inverse_frequency_weights(data.train.labels.tolist(), len(data.labels))
+    criterion = HybridLoss(class_weights.to(device), options.ce_weight, options.focal_weight,
+                           label_smoothing=options.label_smoothing)  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    augment = training_augmentation(options.augment).to(device) if options.augment > 0 else None
+    use_amp = device.type == "cuda"
+
+    history: list[dict] = []
+    start_epoch, best_acc, stale, elapsed = 0, -1.0, 0, 0.0
+    generator = torch.Generator().manual_seed(options.seed)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        history = checkpoint["history"]
+        start_epoch = checkpoint["epoch"] + 1
+        best_acc, stale, elapsed = (
+            checkpoint["best_acc"],
+            checkpoint["stale"],
+            checkpoint["elapsed"],
+        )
+        generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+
+    card = ModelCard(name=options.name, config=model.config, preprocess=preprocess,
+                     labels=data.labels, preset=options.preset)  # fmt: skip
+    steps_per_epoch = math.ceil(len(train_labels) / options.batch_size)
+    began = time.perf_counter() - elapsed
+    for epoch in range(start_epoch, options.epochs):
+        if stale >= options.patience:
+            break
+        model.train()
+        order = torch.randperm(len(train_labels), generator=generator).to(device)
+        # running sums stay on the device: one host sync per progress update, not per step
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for step in range(steps_per_epoch):
+            for group in optimizer.param_groups:
+                elapsed = time.perf_counter() - began
+                group["lr"] = options.lr * _lr_factor(options, epoch + step / steps_per_epoch, elapsed)
+            idx = order[step * options.batch_size : (step + 1) * options.batch_size]
+            batch = train_images[idx].float().div_(255.0)
+            targets = train_labels[idx]
+            if augment is not None:
+                batch = augment(batch).clamp_(0.0, 1.0)
+            batch = preprocess.normalize(batch).contiguous(memory_format=torch.channels_last)
+            soft_targets = None
+            if options.mixup > 0:
+                lam = float(np.random.beta(options.mixup, options.mixup))
+                perm = torch.randperm(len(idx), device=device)
+                batch = lam * batch + (1 - lam) * batch[perm]
+                one_hot = F.one_hot(targets, len(data.labels)).float()
+                soft_targets = lam * one_hot + (1 - lam) * one_hot[perm]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(batch)
+            logits = logits.float()
+            loss = criterion(logits, soft_targets if soft_targets is not None else targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == targets).sum()
+            seen += len(idx)
+            if progress and (step % 25 == 0 or step + 1 == steps_per_epoch):
+                progress(epoch, step + 1, steps_per_epoch, total_loss.item() / seen, correct.item() / seen)
+        total_loss, correct = total_loss.item(), correct.item()
+
+        val_loss, val_acc = _validate(model, criterion, val_images, val_labels, preprocess)
+        elapsed = time.perf_counter() - began
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
+               "val_loss": val_loss, "val_accuracy": val_acc,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 1)}  # fmt: skip
+        history.append(row)
+        if val_acc > best_acc:
+            best_acc, stale = val_acc, 0
+            save_model(model, card, output)
+        else:
+            stale += 1
+        log(f"epoch {epoch + 1}/{options.epochs}: loss {row['train_loss']:.4f} "
+            f"acc {row['train_accuracy']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
+            + (" *" if stale == 0 else ""))  # fmt: skip
+        torch.save({
+            "options": asdict(options), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "history": history, "epoch": epoch,
+            "best_acc": best_acc, "stale": stale, "elapsed": elapsed,
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        }, checkpoint_path.with_suffix(".tmp"))  # fmt: skip
+        os.replace(checkpoint_path.with_suffix(".tmp"), checkpoint_path)
+        _write_history(history, output)
+        epoch_seconds = elapsed - (history[-2]["seconds"] if len(history) > 1 else 0.0)
+        if options.time_limit_min and elapsed + epoch_seconds > options.time_limit_min * 60:
+            log(f"time limit of {options.time_limit_min} min: stopping after epoch {epoch + 1}")
+            break
+
+    return finish(output, data, options, history, elapsed, device, log)
+
+
+@torch.no_grad()
+def _validate(model, criterion, images, labels, preprocess) -> tuple[float, float]:
+    model.eval()
+    total, correct = 0.0, 0
+    for start in range(0, len(labels), 512):
+        batch = preprocess.normalize(images[start : start + 512])
+        logits = model(batch.contiguous(memory_format=torch.channels_last)).float()
+        target = labels[start : start + 512]
+        total += criterion(logits, target).item() * len(target)
+        correct += (logits.argmax(1) == target).sum().item()
+    return total / max(1, len(labels)), correct / max(1, len(labels))
+
+
+def _write_history(history: list[dict], output: Path) -> None:
+    with (output / "history.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def finish(output, data: PreparedData, options, history, elapsed, device, log) -> ModelCard:
+    """Reload the best weights, evaluate them on every test split, write card and plots."""
+    model, card = load_model(output, device=str(device))
+    card.training = {
+        "recipe": asdict(options),
+        "datasets": options.datasets,
+        "images": data.counts,
+        "notes": data.notes,
+        "epochs_run": len(history),
+        "best_epoch": max(history, key=lambda r: r["val_accuracy"])["epoch"] if history else 0,
+        "best_val_accuracy": max((r["val_accuracy"] for r in history), default=0.0),
+        "seconds": round(elapsed, 1),
+        "hardware": hardware_summary(device),
+        "torch": torch.__version__,
+    }
+    for key, split in data.tests.items():
+        metrics = evaluate_loaded(model, split, card.preprocess, card.labels, options.tta)
+        card.metrics[key] = _summary(metrics)
+        plot_confusion(metrics, output / f"confusion-{key.replace('/', '-')}.png", f"{card.name} on {key}")
+        log(f"{key}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
+    write_card(card, output / "model.json")
+    if history:
+        plot_history(history, output / "training-curves.png", f"{card.name} ({options.preset})")
+    return card
+
+
+def _summary(metrics: dict) -> dict:
+    """What a model card keeps of an evaluation: headline figures and per-class recall."""
+    keep = ("images", "accuracy", "macro_precision", "macro_recall", "macro_f1")
+    summary = {k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k] for k in keep}
+    summary["recall"] = {k: round(v["recall"], 4) for k, v in metrics["per_class"].items()}
+    for name, sub in metrics.get("subsets", {}).items():
+        summary[name] = _summary(sub)
+    return summary

@@ -1,0 +1,136 @@
+"""Weights on disk: a safetensors file plus a model card JSON beside it.
+
+The card is the one record of what a set of weights is: architecture config,
+preprocessing, label order, training data and recipe, measured metrics and the
+sha256 of the weights file, which is checked before any byte is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from fer_mine.amacnn.model import AMACNN, AMACNNConfig
+from fer_mine.errors import FerMineError
+from fer_mine.transforms.preprocess import Preprocess
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+CARD_FORMAT = "fer-mine/model-card/v1"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "model.json"
+# The model `fer-mine` uses when no --model is given: shipped as package data.
+DEFAULT_MODEL_NAME = "amacnn-fer2013"
+
+
+@dataclass
+class ModelCard:
+    name: str
+    config: AMACNNConfig
+    preprocess: Preprocess
+    labels: tuple[str, ...]
+    sha256: str = ""
+    weights_file: str = WEIGHTS_FILE
+    preset: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": CARD_FORMAT,
+            "name": self.name,
+            "preset": self.preset,
+            "weights_file": self.weights_file,
+            "sha256": self.sha256,
+            "labels": list(self.labels),
+            "config": self.config.to_dict(),
+            "preprocess": self.preprocess.to_dict(),
+            "training": self.training,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCard:
+        if data.get("format") != CARD_FORMAT:
+            raise FerMineError(f"not a fer-mine model card (format {data.get('format')!r})")
+        return cls(
+            name=data["name"],
+            config=AMACNNConfig.from_dict(data["config"]),
+            preprocess=Preprocess.from_dict(data["preprocess"]),
+            labels=tuple(data["labels"]),
+            sha256=data["sha256"],
+            weights_file=data.get("weights_file", WEIGHTS_FILE),
+            preset=data.get("preset", ""),
+            training=data.get("training", {}),
+            metrics=data.get("metrics", {}),
+        )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: AMACNN, card: ModelCard, folder: Path) -> ModelCard:
+    """Write weights and card into `folder`; returns the card with its sha256 filled in."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_path = folder / card.weights_file
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path), metadata={"format": CARD_FORMAT, "name": card.name})
+    card.sha256 = sha256_of(weights_path)
+    write_card(card, folder / CARD_FILE)
+    return card
+
+
+def write_card(card: ModelCard, path: Path) -> None:
+    path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+
+
+def shipped_model_dir() -> Path:
+    return Path(str(resources.files("fer_mine.amacnn") / "weights"))
+
+
+def read_card(model_path: Path | None) -> tuple[ModelCard, Path]:
+    """The card for a model folder, card file or weights file (None = the shipped model)."""
+    path = shipped_model_dir() if model_path is None else Path(model_path)
+    if path.is_dir():
+        card_path = path / CARD_FILE
+    elif path.suffix == ".json":
+        card_path = path
+    else:
+        card_path = path.with_name(CARD_FILE)
+    if not card_path.is_file():
+        raise FerMineError(f"no fer-mine model card ({CARD_FILE}) found for {path}")
+    try:
+        card = ModelCard.from_dict(json.loads(card_path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise FerMineError(f"{card_path} is not a fer-mine model card: {exc}") from None
+    return card, card_path.parent / card.weights_file
+
+
+def load_model(model_path: Path | None = None, device: str = "cpu") -> tuple[AMACNN, ModelCard]:
+    """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
+    card, weights_path = read_card(model_path)
+    if not weights_path.is_file():
+        raise FerMineError(f"weights file missing: {weights_path}")
+    actual = sha256_of(weights_path)
+    if actual != card.sha256:
+        raise FerMineError(
+            f"{weights_path}: sha256 {actual[:12]} does not match its model card "
+            f"({card.sha256[:12]}); the file is damaged or not the one the card describes"
+        )
+    try:
+        state = load_file(str(weights_path))
+        model = AMACNN(card.config)
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
+    model.eval().to(device=device, memory_format=torch.channels_last)
+    return model, card

@@ -1,0 +1,306 @@
+"""`fer-mine`: the command-line entry point (a Click group, one subcommand per verb)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from fer_mine.errors import FerMineError
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+out = Console()
+
+DATA_ROOT_HELP = "Folder holding one folder per dataset (default: $FER_MINE_DATA)."
+
+
+class FerMineGroup(click.Group):
+    """Turns FerMineError into a one-line message and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FerMineError as exc:
+            console.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+            ctx.exit(2)
+
+
+@click.group(cls=FerMineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fer-mine")
+def main() -> None:
+    """Mine facial-emotion patterns from image archives.
+
+    \b
+      fer-mine run --input photos/ --output mined/   find faces, classify, write Parquet
+      fer-mine report mined/                          emotion-pattern reports (DuckDB SQL)
+      fer-mine query mined/ "SELECT ..."              ad-hoc SQL over the mined tables
+      fer-mine train --datasets all                   train the AMACNN network
+      fer-mine evaluate --dataset fer2013             accuracy, P/R/F1, confusion matrix
+      fer-mine model-info                             presets and the shipped model
+    """
+
+
+def _data_root(value: Path | None) -> Path:
+    from fer_mine.amacnn.datasets import DATA_ROOT_ENV, default_data_root
+
+    root = value or default_data_root()
+    if root is None:
+        raise FerMineError(f"no data root: pass --data-root DIR or set ${DATA_ROOT_ENV}")
+    return root
+
+
+def _threads(threads: int | None) -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+@main.command()
+@click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
+@click.option(
+    "--datasets",
+    "dataset_names",
+    default="all",
+    show_default=True,
+    help="Comma list of dataset folders, or 'all' (every dataset under the data root).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["cpu", "paper", "tiny"]),
+    default="cpu",
+    show_default=True,
+    help="Network size; `fer-mine model-info` lists parameters and MACs of each.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=45, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Early stopping: epochs without a better validation accuracy.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="Learning-rate schedule (the paper: constant).",
+)
+@click.option("--warmup-epochs", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option(
+    "--mixup",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Mixup Beta(a, a) parameter; 0 turns it off.",
+)
+@click.option(
+    "--augment",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Augmentation strength; 0 turns augmentation off.",
+)
+@click.option("--ce-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--focal-weight", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--tta/--no-tta", default=False, help="Flip test-time augmentation in the final evaluation.")
+@click.option("--keep-contempt", is_flag=True, help="FER+: keep contempt as an 8th class.")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="CPU threads (default: all cores).")
+@click.option("--time-limit", type=click.FloatRange(0), default=0.0, help="Stop after this many minutes.")
+@click.option("--device", help="torch device (default: cuda when available, else cpu).")
+@click.option("--name", default="amacnn", show_default=True, help="Model name in its card.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs/amacnn"),
+    show_default=True,
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --output.")
+@click.option(
+    "--init",
+    "init_from",
+    type=click.Path(exists=True),
+    callback=lambda ctx, param, value: value or "",
+    help="Start from these weights (a model folder) instead of random ones.",
+)
+def train(data_root, dataset_names, threads, device, output, resume, time_limit, **recipe) -> None:
+    """Train AMACNN (the paper's recipe by default) and evaluate it on each test split.
+
+    Writes into --output: model.safetensors + model.json (the model card), history.csv,
+    training-curves.png, confusion-<dataset>-test.png and checkpoint.pt (for --resume).
+    """
+    from fer_mine.amacnn.datasets import resolve_datasets
+    from fer_mine.amacnn.train import TrainOptions, pick_device
+    from fer_mine.amacnn.train import train as run_training
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    _threads(threads)
+    root = _data_root(data_root)
+    datasets, notes = resolve_datasets(root, dataset_names, recipe["seed"], recipe["keep_contempt"])
+    for note in notes:
+        console.print(note)
+    options = TrainOptions(**recipe, time_limit_min=time_limit, datasets=[d.name for d in datasets])
+    torch_device = pick_device(device)
+    console.print(f"training preset [bold]{options.preset}[/bold] on {torch_device} "
+                  f"with {', '.join(options.datasets)}")  # fmt: skip
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("train", total=1, epoch=0, loss=0.0, acc=0.0)
+
+        def on_step(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+            bar.update(task, completed=step, total=steps, epoch=epoch + 1, loss=loss, acc=acc)
+
+        card = run_training(datasets, output, options, resume, torch_device, on_step, bar.console.print)
+    _print_card_metrics(card.metrics)
+    console.print(f"model written to {output} (sha256 {card.sha256[:12]})")
+
+
+def _print_card_metrics(metrics: dict) -> None:
+    if not metrics:
+        return
+    table = Table("split", "images", "accuracy", "macro P", "macro R", "macro F1")
+    for key, m in metrics.items():
+        rows = [(key, m)] + [
+            (f"{key} [{k}]", v) for k, v in m.items() if isinstance(v, dict) and "accuracy" in v
+        ]
+        for name, r in rows:
+            table.add_row(name, str(r["images"]), f"{r['accuracy']:.2%}", f"{r['macro_precision']:.3f}",
+                          f"{r['macro_recall']:.3f}", f"{r['macro_f1']:.3f}")  # fmt: skip
+    out.print(table)
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path, exists=True),
+    help="Model folder or model.json (default: the shipped model).",
+)
+@click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
+@click.option("--dataset", required=True, help="Dataset folder name under the data root.")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate (train, valid, test).")
+@click.option("--tta/--no-tta", default=False, help="Average with the horizontally flipped image.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for metrics JSON and confusion PNG (default: eval-<dataset>-<split>).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
+@click.option("--record", is_flag=True, help="Also store the figures in the model card.")
+@click.option("--threads", type=click.IntRange(1))
+@click.option("--device", help="torch device (default: cuda when available, else cpu).")
+def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record, threads, device) -> None:
+    """Accuracy, macro and per-class precision/recall/F1, and a confusion matrix (paper's Table 4)."""
+    from fer_mine.amacnn.datasets import load_split, read_dataset
+    from fer_mine.amacnn.metrics import plot_confusion
+    from fer_mine.amacnn.train import _summary, evaluate_loaded, pick_device
+    from fer_mine.amacnn.weights import load_model as load
+    from fer_mine.amacnn.weights import read_card, write_card
+
+    _threads(threads)
+    root = _data_root(data_root)
+    model, card = load(model_path, device=str(pick_device(device)))
+    data = read_dataset(root / dataset, keep_contempt="contempt" in card.labels)
+    if split not in data.splits:
+        raise FerMineError(f"dataset {dataset} has no {split!r} split (has {', '.join(data.splits)})")
+    with console.status(f"decoding {dataset}/{split}"):
+        loaded = load_split(data.splits[split], card.preprocess, card.labels)
+    if not len(loaded.ids):
+        raise FerMineError(f"no readable images in {dataset}/{split}")
+    with console.status(f"evaluating {card.name} on {len(loaded.ids)} images"):
+        metrics = evaluate_loaded(model, loaded, card.preprocess, card.labels, tta)
+    metrics.update(model=card.name, sha256=card.sha256, dataset=dataset, split=split, tta=tta,
+                   skipped=loaded.skipped)  # fmt: skip
+    folder = output or Path(f"eval-{dataset}-{split}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_confusion(metrics, folder / "confusion.png", f"{card.name} on {dataset}/{split}")
+    if record:
+        card.metrics[f"{dataset}/{split}" + ("+tta" if tta else "")] = _summary(metrics)
+        card_path = read_card(model_path)[1].with_name("model.json")
+        write_card(card, card_path)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    if loaded.skipped:
+        console.print(f"[yellow]skipped {len(loaded.skipped)} unreadable images[/yellow]")
+    _print_table4(
+        metrics, f"{card.name} ({card.sha256[:12]}) on {dataset}/{split}" + (" +TTA" if tta else "")
+    )
+    for name, sub in metrics.get("subsets", {}).items():
+        _print_table4(sub, f"... {name} only")
+    console.print(f"metrics and confusion matrix written to {folder}/")
+
+
+def _print_table4(metrics: dict, title: str) -> None:
+    table = Table("class", "precision", "recall", "F1", "support", title=title)
+    for label, row in metrics["per_class"].items():
+        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                      str(row["support"]))  # fmt: skip
+    table.add_section()
+    table.add_row("macro", f"{metrics['macro_precision']:.3f}", f"{metrics['macro_recall']:.3f}",
+                  f"{metrics['macro_f1']:.3f}", str(metrics["images"]))  # fmt: skip
+    table.add_row("[bold]accuracy[/bold]", "", "", f"[bold]{metrics['accuracy']:.2%}[/bold]", "")
+    out.print(table)
+
+
+@main.command("model-info")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path, exists=True),
+    help="Model folder or model.json (default: the shipped model).",
+)
+def model_info(model_path) -> None:
+    """The network presets (parameters, MACs per image) and the model fer-mine runs."""
+    from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
+    from fer_mine.amacnn.weights import read_card
+
+    table = Table("preset", "input", "params", "MMAC/image", "schedule", title="AMACNN presets")
+    for preset in PRESETS.values():
+        model = build_model(preset.name)
+        c = preset.config
+        table.add_row(preset.name, f"{c.input_size}x{c.input_size}x{c.in_channels}",
+                      f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:,.0f}",
+                      preset.summary)  # fmt: skip
+    out.print(table)
+    try:
+        card, weights = read_card(model_path)
+    except FerMineError as exc:
+        out.print(f"model: none ({exc})")
+        return
+    out.print(f"model: [bold]{card.name}[/bold] preset {card.preset}, sha256 {card.sha256[:12]}, "
+              f"labels {', '.join(card.labels)}\n  {weights}")  # fmt: skip
+    _print_card_metrics(card.metrics)
+
+
+def _not_built(verb: str):
+    @main.command(verb, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args) -> None:
+        raise FerMineError(f"`fer-mine {verb}` is not built yet")
+
+    command.help = f"(not built yet) `fer-mine {verb}`."
+    return command
+
+
+for _verb in ("run", "report", "query"):
+    _not_built(_verb)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Trains several AMACNN configurations in parallel on one lent GPU (the `device` tool).
+# Usage there: bash scripts/gpu_train.sh DATASET MINUTES NAME="train options" ...
+# Needs .gpu/whl (kornia wheels) and .gpu/<DATASET>.tar.* carried; results come back
+# in $OUT/runs.tar.gz (model.json, model.safetensors, history.csv, plots, logs).
+set -u
+dataset=$1; minutes=$2; shift 2
+out=${OUT:-/tmp/out}
+[ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
+mkdir -p /tmp/pkg /tmp/data /tmp/runs && ln -sfn "$PWD" /tmp/pkg/fer_mine
+export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
+tar xf .gpu/"$dataset".tar.* -C /tmp/data || exit 1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+for spec in "$@"; do
+  name=${spec%%=*}; opts=${spec#*=}
+  # shellcheck disable=SC2086
+  python3 -m fer_mine.cli train --data-root /tmp/data --datasets "$dataset" --output /tmp/runs/"$name" \
+    --name "$name" --threads 3 --time-limit "$minutes" $opts >/tmp/runs/"$name".log 2>&1 &
+done
+save() { tar czf "$out/runs.tar.gz" --exclude=checkpoint.pt -C /tmp runs; }
+(while sleep 45; do save; done) &
+saver=$!
+wait $(jobs -p | grep -v "^$saver$")
+kill $saver; save
+for log in /tmp/runs/*.log; do echo "== $log"; grep -v "^epoch" "$log" | tail -n 12; grep "^epoch" "$log" | tail -n 3; done

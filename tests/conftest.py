@@ -1,0 +1,50 @@
+"""Shared fixtures: small synthetic datasets in every layout fer-mine reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_mine.labels import EMOTIONS
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def face_like(label_index: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A gray 'face' whose mouth shape depends on the class, plus noise: learnable, not trivial."""
+    img = np.full((size, size), 90, np.uint8)
+    cv2.ellipse(img, (size // 2, size // 2), (size // 3, size * 2 // 5), 0, 0, 360, 170, -1)
+    for x in (size // 3, 2 * size // 3):
+        cv2.circle(img, (x, size * 2 // 5), 3, 40, -1)
+    angle = 180 * (label_index % 2)
+    mouth = (size // 5, 2 + label_index)
+    cv2.ellipse(img, (size // 2, size * 2 // 3), mouth, angle, 0, 180, 30, 2)
+    noise = rng.normal(0, 8, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def write_class_tree(root: Path, per_class: int, seed: int = 0, names=EMOTIONS) -> None:
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(names):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cv2.imwrite(str(folder / f"{name}_{i:03d}.png"), face_like(index, rng))
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """`<root>/synth/train/<emotion>/*.png` and `test/...`: the Kaggle FER-2013 layout."""
+    root = tmp_path / "data"
+    write_class_tree(root / "synth" / "train", per_class=12, seed=1)
+    write_class_tree(root / "synth" / "test", per_class=4, seed=2)
+    return root
+
+
+needs_shared = pytest.mark.skipif(
+    not (SHARED_DATA / "fer2013").is_dir(),
+    reason="needs ../shared/data/fer2013 (the real dataset), absent on a fresh machine",
+)

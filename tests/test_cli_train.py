@@ -1,0 +1,133 @@
+"""train -> evaluate round trip through the CLI, as a user runs it."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fer_mine.cli import main
+
+TRAIN = ["train", "--preset", "tiny", "--batch-size", "16", "--threads", "1", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import write_class_tree
+
+    root = tmp_path_factory.mktemp("d") / "data"
+    write_class_tree(root / "synth" / "train", per_class=12, seed=1)
+    write_class_tree(root / "synth" / "test", per_class=4, seed=2)
+    out = root.parent / "run"
+    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
+                                       "--epochs", "2", "--output", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return root, out, result
+
+
+def test_train_writes_weights_card_history_and_plots(trained):
+    _, out, result = trained
+    for name in ("model.safetensors", "model.json", "history.csv", "training-curves.png",
+                 "confusion-synth-test.png", "checkpoint.pt"):  # fmt: skip
+        assert (out / name).is_file(), name
+    card = json.loads((out / "model.json").read_text())
+    assert card["labels"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert card["preset"] == "tiny" and card["preprocess"]["size"] == 32
+    assert card["training"]["images"] == {"train": 77, "val": 7, "synth/test": 28}
+    assert card["training"]["recipe"]["lr"] == 5e-4  # the paper's recipe by default
+    assert 0 <= card["metrics"]["synth/test"]["accuracy"] <= 1
+    assert len((out / "history.csv").read_text().splitlines()) == 3
+    assert "synth/test" in result.output
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    root, out, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
+                                       "--epochs", "3", "--output", str(copy), "--resume"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 2" in result.output
+    history = (copy / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
+    assert history[1:3] == (out / "history.csv").read_text().splitlines()[1:3]
+
+
+def test_same_seed_gives_the_same_run(trained, tmp_path):
+    root, out, _ = trained
+    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
+                                       "--epochs", "2", "--output", str(tmp_path / "again")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again" / "history.csv").read_text().split("\n")[1].split(",")[:5] == (
+        out / "history.csv"
+    ).read_text().split("\n")[1].split(",")[:5]
+
+
+def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
+    root, out, _ = trained
+    args = ["evaluate", "--model", str(out), "--data-root", str(root), "--dataset", "synth",
+            "--output", str(tmp_path / "ev")]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "macro" in result.output and "surprise" in result.output and "accuracy" in result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["images"] == 28
+    assert sum(map(sum, metrics["confusion"])) == 28
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data-root", "{missing}"], "data root not found"),
+        (["train", "--data-root", "{root}", "--datasets", "nope"], "dataset nope not in"),
+        (["train", "--data-root", "{root}", "--preset", "huge"], "Invalid value for '--preset'"),
+        (
+            ["evaluate", "--data-root", "{root}", "--dataset", "synth", "--model", "{foreign}"],
+            "not a fer-mine model card",
+        ),  # fmt: skip
+        (
+            [
+                "evaluate",
+                "--data-root",
+                "{root}",
+                "--dataset",
+                "synth",
+                "--split",
+                "valid",
+                "--model",
+                "{model}",
+            ],
+            "has no 'valid' split",
+        ),  # fmt: skip
+        (["run"], "not built yet"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, args, message):
+    root, out, _ = trained
+    foreign = tmp_path / "model.json"
+    foreign.write_text('{"hello": 1}')
+    values = {"missing": tmp_path / "nothing", "root": root, "foreign": foreign, "model": out}
+    result = CliRunner().invoke(main, [a.format(**values) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_dataset_with_a_class_missing_is_refused(tmp_path):
+    from conftest import write_class_tree
+
+    write_class_tree(tmp_path / "d" / "gappy" / "train", 3, names=("happy", "sad"))
+    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(tmp_path / "d"), "--output",
+                                       str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "no training images for angry, disgust, fear, neutral, surprise" in result.output
+
+
+def test_help_lists_every_verb():
+    result = CliRunner().invoke(main, ["--help"])
+    for verb in ("run", "train", "evaluate", "report", "query", "model-info"):
+        assert verb in result.output

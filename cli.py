@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import click
-from fer_mine.errors import FerMineError
 from rich.console import Console
 from rich.table import Table
+
+from fer_mine.errors import FerMineError
 
 console = Console(stderr=True)
 out = Console()
@@ -140,10 +141,11 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     Writes into --output: model.safetensors + model.json (the model card), history.csv,
     training-curves.png, confusion-<dataset>-test.png and checkpoint.pt (for --resume).
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from fer_mine.amacnn.datasets import resolve_datasets
     from fer_mine.amacnn.train import TrainOptions, pick_device
     from fer_mine.amacnn.train import train as run_training
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     _threads(threads)
     root = _data_root(data_root)
@@ -152,13 +154,19 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
         console.print(note)
     options = TrainOptions(**recipe, time_limit_min=time_limit, datasets=[d.name for d in datasets])
     torch_device = pick_device(device)
-    console.print(f"training preset [bold]{options.preset}[/bold] on {torch_device} "
-                  f"with {', '.join(options.datasets)}")  # fmt: skip
+    console.print(
+        f"training preset [bold]{options.preset}[/bold] on {torch_device} with {', '.join(options.datasets)}"
+    )
     with Progress(
-        TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
-    ) as bar:  # fmt: skip
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
         task = bar.add_task("train", total=1, epoch=0, loss=0.0, acc=0.0)
 
         def on_step(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
@@ -178,8 +186,14 @@ def _print_card_metrics(metrics: dict) -> None:
             (f"{key} [{k}]", v) for k, v in m.items() if isinstance(v, dict) and "accuracy" in v
         ]
         for name, r in rows:
-            table.add_row(name, str(r["images"]), f"{r['accuracy']:.2%}", f"{r['macro_precision']:.3f}",
-                          f"{r['macro_recall']:.3f}", f"{r['macro_f1']:.3f}")  # fmt: skip
+            table.add_row(
+                name,
+                str(r["images"]),
+                f"{r['accuracy']:.2%}",
+                f"{r['macro_precision']:.3f}",
+                f"{r['macro_recall']:.3f}",
+                f"{r['macro_f1']:.3f}",
+            )
     out.print(table)
 
 
@@ -223,8 +237,9 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
         raise FerMineError(f"no readable images in {dataset}/{split}")
     with console.status(f"evaluating {card.name} on {len(loaded.ids)} images"):
         metrics = evaluate_loaded(model, loaded, card.preprocess, card.labels, tta)
-    metrics.update(model=card.name, sha256=card.sha256, dataset=dataset, split=split, tta=tta,
-                   skipped=loaded.skipped)  # fmt: skip
+    metrics.update(
+        model=card.name, sha256=card.sha256, dataset=dataset, split=split, tta=tta, skipped=loaded.skipped
+    )
     folder = output or Path(f"eval-{dataset}-{split}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -249,11 +264,17 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
 def _print_table4(metrics: dict, title: str) -> None:
     table = Table("class", "precision", "recall", "F1", "support", title=title)
     for label, row in metrics["per_class"].items():
-        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
-                      str(row["support"]))  # fmt: skip
+        table.add_row(
+            label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+        )
     table.add_section()
-    table.add_row("macro", f"{metrics['macro_precision']:.3f}", f"{metrics['macro_recall']:.3f}",
-                  f"{metrics['macro_f1']:.3f}", str(metrics["images"]))  # fmt: skip
+    table.add_row(
+        "macro",
+        f"{metrics['macro_precision']:.3f}",
+        f"{metrics['macro_recall']:.3f}",
+        f"{metrics['macro_f1']:.3f}",
+        str(metrics["images"]),
+    )
     table.add_row("[bold]accuracy[/bold]", "", "", f"[bold]{metrics['accuracy']:.2%}[/bold]", "")
     out.print(table)
 
@@ -274,17 +295,23 @@ def model_info(model_path) -> None:
     for preset in PRESETS.values():
         model = build_model(preset.name)
         c = preset.config
-        table.add_row(preset.name, f"{c.input_size}x{c.input_size}x{c.in_channels}",
-                      f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:,.0f}",
-                      preset.summary)  # fmt: skip
+        table.add_row(
+            preset.name,
+            f"{c.input_size}x{c.input_size}x{c.in_channels}",
+            f"{count_parameters(model) / 1e6:.2f}M",
+            f"{count_macs(model) / 1e6:,.0f}",
+            preset.summary,
+        )
     out.print(table)
     try:
         card, weights = read_card(model_path)
     except FerMineError as exc:
         out.print(f"model: none ({exc})")
         return
-    out.print(f"model: [bold]{card.name}[/bold] preset {card.preset}, sha256 {card.sha256[:12]}, "
-              f"labels {', '.join(card.labels)}\n  {weights}")  # fmt: skip
+    out.print(
+        f"model: [bold]{card.name}[/bold] preset {card.preset}, sha256 {card.sha256[:12]}, "
+        f"labels {', '.join(card.labels)}\n  {weights}"
+    )
     _print_card_metrics(card.metrics)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, canonical_label
 from fer_mine.transforms.preprocess import Preprocess
@@ -34,9 +35,17 @@ KNOWN_DATASETS: dict[str, str] = {
 FER2013_CSV_CODES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # FER+ vote columns after the image name and face box
 FERPLUS_COLUMNS = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
-    "unknown", "NF",
-)  # fmt: skip
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 
 

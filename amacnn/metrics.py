@@ -64,8 +64,15 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> None:
     for i in range(len(labels)):
         for j in range(len(labels)):
             color = "white" if share[i, j] > 0.5 else "black"
-            ax.text(j, i, f"{share[i, j]:.2f}\n{int(matrix[i, j])}", ha="center", va="center",
-                    fontsize=7, color=color)  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{share[i, j]:.2f}\n{int(matrix[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=color,
+            )
     ax.set_title(f"{title}\naccuracy {metrics['accuracy']:.1%}, macro F1 {metrics['macro_f1']:.3f}")
     fig.colorbar(image, ax=ax, label="share of true class")
     fig.tight_layout()

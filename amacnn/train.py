@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from fer_mine.amacnn.datasets import (
     Dataset,
     LoadedSplit,
@@ -97,8 +98,7 @@ def _concat(parts: list[LoadedSplit]) -> LoadedSplit:
 
 
 def _take(split: LoadedSplit, indices: list[int]) -> LoadedSplit:
-    return LoadedSplit(split.images[indices], split.labels[indices],
-                       [split.ids[i] for i in indices], [])  # fmt: skip
+    return LoadedSplit(split.images[indices], split.labels[indices], [split.ids[i] for i in indices], [])
 
 
 def prepare_data(
@@ -146,9 +146,12 @@ def _to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_proba(
-    model: AMACNN, images: torch.Tensor, preprocess: Preprocess, tta: bool = False,
+    model: AMACNN,
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    tta: bool = False,
     batch_size: int = 512,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """Softmax probabilities for uint8 (N, C, H, W) images already on the model's device."""
     model.eval()
     outputs = []
@@ -163,9 +166,12 @@ def predict_proba(
 
 
 def evaluate_loaded(
-    model: AMACNN, split: LoadedSplit, preprocess: Preprocess, labels: tuple[str, ...],
+    model: AMACNN,
+    split: LoadedSplit,
+    preprocess: Preprocess,
+    labels: tuple[str, ...],
     tta: bool = False,
-) -> dict:  # fmt: skip
+) -> dict:
     """Metrics for a decoded split, plus per-subset ones for FER-2013's Public/PrivateTest."""
     device = next(model.parameters()).device
     probs = predict_proba(model, _to_device_images(split.images, device), preprocess, tta)
@@ -221,8 +227,9 @@ def train(
     if resume and checkpoint_path.is_file():
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         saved = checkpoint["options"]
-        options = TrainOptions(**{**saved, "epochs": options.epochs,
-                                  "time_limit_min": options.time_limit_min})  # fmt: skip
+        options = TrainOptions(
+            **{**saved, "epochs": options.epochs, "time_limit_min": options.time_limit_min}
+        )
         log(f"resuming after epoch {checkpoint['epoch'] + 1} ({checkpoint_path})")
     elif resume:
         log(f"no checkpoint in {output}; starting from scratch")
@@ -246,8 +253,12 @@ def train(
     val_images = _to_device_images(data.val.images, device)
     val_labels = torch.from_numpy(data.val.labels).to(device)
     class_weights = inverse_frequency_weights(data.train.labels.tolist(), len(data.labels))
-    criterion = HybridLoss(class_weights.to(device), options.ce_weight, options.focal_weight,
-                           label_smoothing=options.label_smoothing)  # fmt: skip
+    criterion = HybridLoss(
+        class_weights.to(device),
+        options.ce_weight,
+        options.focal_weight,
+        label_smoothing=options.label_smoothing,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     augment = training_augmentation(options.augment).to(device) if options.augment > 0 else None
     use_amp = device.type == "cuda"
@@ -268,8 +279,13 @@ def train(
         generator.set_state(checkpoint["generator"])
         torch.set_rng_state(checkpoint["torch_rng"])
 
-    card = ModelCard(name=options.name, config=model.config, preprocess=preprocess,
-                     labels=data.labels, preset=options.preset)  # fmt: skip
+    card = ModelCard(
+        name=options.name,
+        config=model.config,
+        preprocess=preprocess,
+        labels=data.labels,
+        preset=options.preset,
+    )
     steps_per_epoch = math.ceil(len(train_labels) / options.batch_size)
     began = time.perf_counter() - elapsed
     for epoch in range(start_epoch, options.epochs):
@@ -314,24 +330,41 @@ def train(
 
         val_loss, val_acc = _validate(model, criterion, val_images, val_labels, preprocess)
         elapsed = time.perf_counter() - began
-        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
-               "val_loss": val_loss, "val_accuracy": val_acc,
-               "lr": optimizer.param_groups[0]["lr"], "seconds": round(elapsed, 1)}  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / seen,
+            "train_accuracy": correct / seen,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(elapsed, 1),
+        }
         history.append(row)
         if val_acc > best_acc:
             best_acc, stale = val_acc, 0
             save_model(model, card, output)
         else:
             stale += 1
-        log(f"epoch {epoch + 1}/{options.epochs}: loss {row['train_loss']:.4f} "
+        log(
+            f"epoch {epoch + 1}/{options.epochs}: loss {row['train_loss']:.4f} "
             f"acc {row['train_accuracy']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
-            + (" *" if stale == 0 else ""))  # fmt: skip
-        torch.save({
-            "options": asdict(options), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "history": history, "epoch": epoch,
-            "best_acc": best_acc, "stale": stale, "elapsed": elapsed,
-            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        }, checkpoint_path.with_suffix(".tmp"))  # fmt: skip
+            + (" *" if stale == 0 else "")
+        )
+        torch.save(
+            {
+                "options": asdict(options),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                "epoch": epoch,
+                "best_acc": best_acc,
+                "stale": stale,
+                "elapsed": elapsed,
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            checkpoint_path.with_suffix(".tmp"),
+        )
         os.replace(checkpoint_path.with_suffix(".tmp"), checkpoint_path)
         _write_history(history, output)
         epoch_seconds = elapsed - (history[-2]["seconds"] if len(history) > 1 else 0.0)

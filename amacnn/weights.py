@@ -14,11 +14,12 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig
 from fer_mine.errors import FerMineError
 from fer_mine.transforms.preprocess import Preprocess
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 CARD_FORMAT = "fer-mine/model-card/v1"
 WEIGHTS_FILE = "model.safetensors"

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,16 +19,23 @@ def trained(tmp_path_factory):
     write_class_tree(root / "synth" / "train", per_class=12, seed=1)
     write_class_tree(root / "synth" / "test", per_class=4, seed=2)
     out = root.parent / "run"
-    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
-                                       "--epochs", "2", "--output", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        main, [*TRAIN, "--data-root", str(root), "--datasets", "synth", "--epochs", "2", "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     return root, out, result
 
 
 def test_train_writes_weights_card_history_and_plots(trained):
     _, out, result = trained
-    for name in ("model.safetensors", "model.json", "history.csv", "training-curves.png",
-                 "confusion-synth-test.png", "checkpoint.pt"):  # fmt: skip
+    for name in (
+        "model.safetensors",
+        "model.json",
+        "history.csv",
+        "training-curves.png",
+        "confusion-synth-test.png",
+        "checkpoint.pt",
+    ):
         assert (out / name).is_file(), name
     card = json.loads((out / "model.json").read_text())
     assert card["labels"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -45,8 +51,21 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     root, out, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
-                                       "--epochs", "3", "--output", str(copy), "--resume"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            *TRAIN,
+            "--data-root",
+            str(root),
+            "--datasets",
+            "synth",
+            "--epochs",
+            "3",
+            "--output",
+            str(copy),
+            "--resume",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "resuming after epoch 2" in result.output
     history = (copy / "history.csv").read_text().splitlines()
@@ -56,8 +75,20 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
 
 def test_same_seed_gives_the_same_run(trained, tmp_path):
     root, out, _ = trained
-    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(root), "--datasets", "synth",
-                                       "--epochs", "2", "--output", str(tmp_path / "again")])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            *TRAIN,
+            "--data-root",
+            str(root),
+            "--datasets",
+            "synth",
+            "--epochs",
+            "2",
+            "--output",
+            str(tmp_path / "again"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "again" / "history.csv").read_text().split("\n")[1].split(",")[:5] == (
         out / "history.csv"
@@ -66,8 +97,17 @@ def test_same_seed_gives_the_same_run(trained, tmp_path):
 
 def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
     root, out, _ = trained
-    args = ["evaluate", "--model", str(out), "--data-root", str(root), "--dataset", "synth",
-            "--output", str(tmp_path / "ev")]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(out),
+        "--data-root",
+        str(root),
+        "--dataset",
+        "synth",
+        "--output",
+        str(tmp_path / "ev"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "macro" in result.output and "surprise" in result.output and "accuracy" in result.output
@@ -88,7 +128,7 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
         (
             ["evaluate", "--data-root", "{root}", "--dataset", "synth", "--model", "{foreign}"],
             "not a fer-mine model card",
-        ),  # fmt: skip
+        ),
         (
             [
                 "evaluate",
@@ -102,7 +142,7 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
                 "{model}",
             ],
             "has no 'valid' split",
-        ),  # fmt: skip
+        ),
         (["run"], "not built yet"),
     ],
 )
@@ -121,8 +161,9 @@ def test_dataset_with_a_class_missing_is_refused(tmp_path):
     from conftest import write_class_tree
 
     write_class_tree(tmp_path / "d" / "gappy" / "train", 3, names=("happy", "sad"))
-    result = CliRunner().invoke(main, [*TRAIN, "--data-root", str(tmp_path / "d"), "--output",
-                                       str(tmp_path / "o")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, [*TRAIN, "--data-root", str(tmp_path / "d"), "--output", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
     assert "no training images for angry, disgust, fear, neutral, surprise" in result.output
 

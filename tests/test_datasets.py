@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import face_like, write_class_tree
 from fer_mine.amacnn.datasets import (
     ferplus_majority,
     load_split,
@@ -15,8 +16,6 @@ from fer_mine.amacnn.datasets import (
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 from fer_mine.transforms.preprocess import Preprocess
-
-from conftest import face_like, write_class_tree
 
 
 def test_kaggle_tree_reads_train_and_test(data_root: Path):
@@ -35,7 +34,7 @@ def test_folder_aliases_map_to_canonical_labels(tmp_path: Path):
 
 def test_unknown_folder_name_is_a_clear_error(tmp_path: Path):
     write_class_tree(tmp_path / "ds" / "train", 1, names=("happy", "bored"))
-    with pytest.raises(FerMineError, match="bored.*accepted names"):
+    with pytest.raises(FerMineError, match=r"bored.*accepted names"):
         read_dataset(tmp_path / "ds")
 
 
@@ -107,8 +106,12 @@ def test_ferplus_layout(tmp_path: Path):
         for i in range(4):
             name = f"fer{i:07d}.png"
             cv2.imwrite(str(root / folder / name), face_like(i, rng))
-            votes = [[10, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],
-                     [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 10, 0]][i]  # fmt: skip
+            votes = [
+                [10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                [0, 9, 1, 0, 0, 0, 0, 0, 0, 0],
+                [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],
+                [0, 0, 0, 0, 0, 0, 0, 0, 10, 0],
+            ][i]
             rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
         (root / folder / "label.csv").write_text("\n".join(rows) + "\n")
     dataset = read_dataset(root)

@@ -1,0 +1,114 @@
+"""Synthetic photo scenes with known face boxes, from scikit-image's public-domain photos.
+
+Used by the tests, the benchmarks and `samples/`: faces of the astronaut (Eileen Collins,
+NASA) and the cameraman pasted at known places and sizes onto cluttered backgrounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+# face boxes (x, y, w, h) in the original scikit-image photos, found with the SSD detector
+_SOURCES = {"astronaut": (180, 57, 91, 118), "camera": (197, 113, 57, 84)}
+_HEAD_MARGIN = 0.45  # how much of the surroundings (hair, neck) travels with a pasted face
+
+
+@dataclass(frozen=True)
+class Scene:
+    image: np.ndarray  # BGR
+    boxes: list[tuple[int, int, int, int]]  # true face boxes (x, y, w, h)
+
+
+def _source_heads() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
+    """(head patch BGR, face box inside the patch) for each source photo."""
+    import skimage.data
+
+    heads = []
+    for name, (x, y, w, h) in _SOURCES.items():
+        photo = getattr(skimage.data, name)()
+        photo = cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR) if photo.ndim == 2 else photo[:, :, ::-1]
+        mx, my = int(w * _HEAD_MARGIN), int(h * _HEAD_MARGIN)
+        x0, y0 = max(0, x - mx), max(0, y - my)
+        x1, y1 = min(photo.shape[1], x + w + mx), min(photo.shape[0], y + h + my)
+        heads.append((np.ascontiguousarray(photo[y0:y1, x0:x1]), (x - x0, y - y0, w, h)))
+    return heads
+
+
+_HEADS: list | None = None
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    corners = rng.integers(30, 220, size=(2, 2, 3)).astype(np.float32)
+    image = cv2.resize(corners, (width, height), interpolation=cv2.INTER_LINEAR)
+    for _ in range(int(rng.integers(3, 9))):  # clutter that is not a face
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = x0 + int(rng.integers(20, width // 3)), y0 + int(rng.integers(20, height // 3))
+        cv2.rectangle(image, (x0, y0), (x1, y1), rng.integers(0, 255, 3).tolist(), -1)
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def compose(rng: np.random.Generator, width: int, height: int, face_widths: list[int]) -> Scene:
+    """A scene with one face per entry of `face_widths` (pixels), placed without overlap."""
+    global _HEADS
+    _HEADS = _HEADS or _source_heads()
+    image = _background(rng, width, height)
+    boxes: list[tuple[int, int, int, int]] = []
+    taken: list[tuple[int, int, int, int]] = []
+    for face_width in face_widths:
+        patch, (fx, fy, fw, fh) = _HEADS[int(rng.integers(len(_HEADS)))]
+        scale = face_width / fw
+        patch = cv2.resize(
+            patch, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+            fx = patch.shape[1] / scale - fx - fw
+        ph, pw = patch.shape[:2]
+        if pw >= width or ph >= height:
+            continue
+        for _ in range(50):  # find a free spot
+            px, py = int(rng.integers(0, width - pw)), int(rng.integers(0, height - ph))
+            if all(px + pw <= x or x + w <= px or py + ph <= y or y + h <= py for x, y, w, h in taken):
+                break
+        else:
+            continue
+        gain = rng.uniform(0.75, 1.2)
+        image[py : py + ph, px : px + pw] = np.clip(patch.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        taken.append((px, py, pw, ph))
+        boxes.append((int(px + fx * scale), int(py + fy * scale), int(fw * scale), int(fh * scale)))
+    return Scene(image, boxes)
+
+
+def save_jpeg(image: np.ndarray, path: Path, taken_at: datetime | None = None, quality: int = 88) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil = Image.fromarray(image[:, :, ::-1])
+    exif = Image.Exif()
+    if taken_at is not None:
+        exif.get_ifd(0x8769)[36867] = taken_at.strftime("%Y:%m:%d %H:%M:%S")
+    pil.save(path, "JPEG", quality=quality, exif=exif.tobytes())
+
+
+def write_archive(
+    folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (1024, 768)
+) -> dict[str, list]:
+    """`count` JPEG photos in album folders with EXIF times; returns {relative path: boxes}."""
+    rng = np.random.default_rng(seed)
+    truth = {}
+    start = datetime(2024, 1, 6, 9, 0)
+    for i in range(count):
+        album = f"album-{i % 4 + 1}"
+        n_faces = int(rng.choice([0, 1, 1, 2, 3, 5]))
+        widths = [int(rng.integers(40, 200)) for _ in range(n_faces)]
+        scene = compose(rng, size[0], size[1], widths)
+        taken = start + timedelta(days=int(i // 3) * 9, hours=int(rng.integers(0, 12)), minutes=i)
+        rel = f"{album}/photo-{i:05d}.jpg"
+        save_jpeg(scene.image, folder / rel, taken)
+        truth[rel] = scene.boxes
+    return truth

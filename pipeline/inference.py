@@ -1,0 +1,53 @@
+"""AMACNN behind Beam's RunInference: the model is loaded once per worker by Beam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from apache_beam.ml.inference.base import PredictionResult
+from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
+
+from fer_mine.amacnn.model import AMACNN
+from fer_mine.amacnn.weights import load_model, read_card
+
+
+def softmax_inference_fn(
+    batch: Sequence[torch.Tensor],
+    model: torch.nn.Module,
+    device: Any,
+    inference_args: dict[str, Any] | None = None,
+    model_id: str | None = None,
+) -> Iterable[PredictionResult]:
+    """Class probabilities for a batch of preprocessed crops (C, H, W)."""
+    with torch.inference_mode():
+        images = torch.stack(list(batch)).to(device).contiguous(memory_format=torch.channels_last)
+        probabilities = model(images).softmax(dim=1).float().cpu().numpy()
+    # the crop itself is not carried on: only its probabilities are needed downstream
+    return [PredictionResult(None, p, model_id) for p in probabilities]
+
+
+class AMACNNModelHandler(PytorchModelHandlerTensor):
+    """Loads weights through fer-mine's checked loader (sha256 + safetensors), not torch.load."""
+
+    def __init__(self, model_path: str | None, batch_size: int = 64, device: str | None = None) -> None:
+        self._fer_model_path = model_path
+        self._fer_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        _, weights_path = read_card(Path(model_path) if model_path else None)
+        super().__init__(
+            state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked
+            model_class=AMACNN,
+            model_params={},
+            device="GPU" if self._fer_device.startswith("cuda") else "CPU",
+            inference_fn=softmax_inference_fn,
+            min_batch_size=1,
+            max_batch_size=batch_size,
+        )
+
+    def load_model(self) -> torch.nn.Module:
+        path = Path(self._fer_model_path) if self._fer_model_path else None
+        model, _ = load_model(path, device=self._fer_device)
+        self._device = torch.device(self._fer_device)
+        return model

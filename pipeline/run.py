@@ -1,0 +1,277 @@
+"""`fer-mine run`: image archive -> faces, images, errors Parquet tables (Apache Beam).
+
+    FindImages -> ReadAndDecode -> DetectAndCropFaces -> PyTorchRunInference -> ToFaceRecords
+                        |                 |                                          |
+                     errors            images                                      faces
+
+Every table is written by Beam into a hidden staging folder and moved into place only
+after the whole pipeline succeeded (images last), so a killed run leaves nothing
+half-written visible and the next run redoes exactly what was not committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from apache_beam.io.parquetio import WriteToParquet
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from fer_mine.amacnn.weights import ModelCard, read_card
+from fer_mine.errors import FerMineError
+from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
+from fer_mine.pipeline.images import (
+    DEFAULT_MAX_PIXELS,
+    FoundFile,
+    ImageError,
+    decode,
+    find_images,
+    read_bytes,
+)
+from fer_mine.pipeline.inference import AMACNNModelHandler
+from fer_mine.pipeline.schema import SCHEMAS, TABLES
+from fer_mine.transforms.preprocess import Preprocess
+
+STAGING = ".staging"
+# live counts for the progress display; only the in-process runner updates them
+PROGRESS: Counter = Counter()
+
+
+@dataclass
+class RunSettings:
+    inputs: list[str]
+    output: str
+    model_path: str | None = None
+    batch_size: int = 64
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    aligned: bool = False  # every image is one already-cropped face
+    margin: float = 0.1  # crop margin around the detector box, per side
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+    workers: int = 1
+    runner: str = "DirectRunner"
+    beam_args: list[str] = field(default_factory=list)
+    device: str | None = None
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    card: ModelCard
+    found: list[FoundFile]
+    todo: list[FoundFile]
+    staging: Path
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) -> dict:
+    PROGRESS["errors"] += 1
+    return {"run_id": run_id, "path": file.path, "uri": _storable(file.uri), "folder": file.folder,
+            "stage": error.stage, "kind": error.kind, "message": str(error),
+            "model_sha256": model_sha, "processed_at": _now()}  # fmt: skip
+
+
+def _storable(uri: str) -> str:
+    return os.fsencode(uri).decode("utf-8", "backslashreplace") if "://" not in uri else uri
+
+
+class ReadAndDecode(beam.DoFn):
+    """File -> DecodedImage; anything unreadable becomes an `errors` row."""
+
+    def __init__(self, run_id: str, model_sha: str, max_pixels: int) -> None:
+        self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
+
+    def process(self, file: FoundFile) -> Iterator:
+        try:
+            yield decode(file, read_bytes(file), self.max_pixels)
+        except ImageError as error:
+            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+
+
+class DetectAndCropFaces(beam.DoFn):
+    """DecodedImage -> one `images` row, plus (face record, model-ready crop) per face."""
+
+    def __init__(self, plan_card: ModelCard, settings: RunSettings, run_id: str) -> None:
+        self.preprocess: Preprocess = plan_card.preprocess
+        self.model_sha = plan_card.sha256
+        self.settings = settings
+        self.run_id = run_id
+        self.detector: FaceDetector | None = None
+
+    def setup(self) -> None:
+        if not self.settings.aligned:
+            self.detector = FaceDetector(self.settings.detector)
+
+    def process(self, image) -> Iterator:
+        file = image.file
+        height, width = image.pixels.shape[:2]
+        try:
+            if self.detector is None:
+                faces = [Face(0, 0, width, height, None)]
+            else:
+                faces = self.detector.detect(image.pixels)
+        except Exception as exc:  # an OpenCV failure on one odd image must not stop the archive
+            error = ImageError("detect", "detector_failed", f"{type(exc).__name__}: {exc}")
+            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            return
+        detector = "aligned" if self.detector is None else self.settings.detector.name
+        base = {"run_id": self.run_id, "path": file.path, "uri": _storable(file.uri), "folder": file.folder}
+        PROGRESS["images"] += 1
+        PROGRESS["faces"] += len(faces)
+        yield beam.pvalue.TaggedOutput("images", {
+            **base, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
+            "taken_at": image.taken_at, "face_count": len(faces), "detector": detector,
+            "model_sha256": self.model_sha, "processed_at": _now(),
+        })  # fmt: skip
+        margin = 0.0 if self.detector is None else self.settings.margin
+        for index, face in enumerate(faces):
+            crop = self.preprocess.to_pixels(crop_face(image.pixels, face, margin))
+            tensor = self.preprocess.to_tensor(crop[None])[0].contiguous()
+            record = {**base, "image_sha256": image.sha256, "taken_at": image.taken_at, "face_index": index,
+                      "box_x": face.x, "box_y": face.y, "box_w": face.w, "box_h": face.h,
+                      "detector": detector, "detector_score": face.score}  # fmt: skip
+            yield record, tensor
+
+
+def to_face_record(element, card: ModelCard) -> dict:
+    record, prediction = element
+    probabilities = np.asarray(prediction.inference, dtype=np.float32)
+    best = int(probabilities.argmax())
+    return {**record, "emotion": card.labels[best], "confidence": float(probabilities[best]),
+            **{f"p_{label}": float(p) for label, p in zip(card.labels, probabilities, strict=True)},
+            "model_name": card.name, "model_sha256": card.sha256, "processed_at": _now()}  # fmt: skip
+
+
+def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> None:
+    """The pipeline, top to bottom as the data flows; every step named."""
+    card = plan.card
+    decoded = (
+        p
+        | "FindImages" >> beam.Create(plan.todo)
+        | "Spread" >> beam.Reshuffle()
+        | "ReadAndDecode"
+        >> beam.ParDo(ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels)).with_outputs(
+            "errors", main="images"
+        )
+    )
+    detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
+        DetectAndCropFaces(card, settings, plan.run_id)
+    ).with_outputs("images", "errors", main="crops")
+    handler = KeyedModelHandler(AMACNNModelHandler(settings.model_path, settings.batch_size, settings.device))
+    faces = (
+        detected.crops
+        | "PyTorchRunInference" >> RunInference(handler)
+        | "ToFaceRecords" >> beam.Map(to_face_record, card)
+    )
+    errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
+    for table, rows in (("faces", faces), ("images", detected.images), ("errors", errors)):
+        _ = rows | f"Write{table.title()}" >> WriteToParquet(
+            str(plan.staging / table / plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"
+        )
+
+
+def recorded_uris(output: Path, model_sha: str) -> set[str]:
+    """Files already in `images` or `errors` for this model (what an incremental run skips)."""
+    done: set[str] = set()
+    for table in ("images", "errors"):
+        for path in sorted((output / table).glob("*.parquet")):
+            rows = pq.read_table(path, columns=["uri", "model_sha256"]).to_pydict()
+            done.update(u for u, m in zip(rows["uri"], rows["model_sha256"], strict=True) if m == model_sha)
+    return done
+
+
+def _run_id_of(path: Path) -> str:
+    """Committed files are named `<run id>-<shard>.parquet`; run ids hold one '-'."""
+    return "-".join(path.stem.split("-")[:2])
+
+
+def clean_uncommitted(output: Path) -> None:
+    """Drop what a killed run left: its staging folder, and faces/errors of a run whose images
+    never landed (images are moved into place last: they are the commit)."""
+    shutil.rmtree(output / STAGING, ignore_errors=True)
+    committed = {_run_id_of(p) for p in (output / "images").glob("*.parquet")}
+    for table in ("faces", "errors"):
+        for path in (output / table).glob("*.parquet"):
+            if _run_id_of(path) not in committed:
+                path.unlink()
+
+
+def plan_run(settings: RunSettings) -> RunPlan:
+    for root in settings.inputs:
+        if "://" not in root and not os.path.isdir(root):
+            raise FerMineError(f"input folder not found: {root}")
+    output = Path(settings.output)
+    if output.exists() and not output.is_dir():
+        raise FerMineError(f"output path {output} exists and is not a folder")
+    card, _ = read_card(Path(settings.model_path) if settings.model_path else None)
+    if not settings.aligned:
+        FaceDetector(settings.detector)  # fail fast on a bad detector setup, before Beam starts
+    output.mkdir(parents=True, exist_ok=True)
+    if settings.overwrite:
+        for table in TABLES:
+            shutil.rmtree(output / table, ignore_errors=True)
+    clean_uncommitted(output)
+    found = [f for root in settings.inputs for f in find_images(root)]
+    done = recorded_uris(output, card.sha256)
+    todo = [f for f in found if _storable(f.uri) not in done]
+    run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return RunPlan(run_id, card, found, todo, output / STAGING / run_id)
+
+
+def pipeline_options(settings: RunSettings) -> PipelineOptions:
+    args = [f"--runner={settings.runner}", *settings.beam_args]
+    if settings.runner == "DirectRunner":
+        mode = "multi_processing" if settings.workers > 1 else "in_memory"
+        args += [f"--direct_num_workers={settings.workers}", f"--direct_running_mode={mode}"]
+    return PipelineOptions(args, save_main_session=False)
+
+
+def commit(plan: RunPlan, output: Path) -> dict[str, int]:
+    """Move staged Parquet files into place (faces, errors, then images: the commit point)."""
+    moved = {}
+    for table in ("faces", "errors", "images"):
+        target = output / table
+        target.mkdir(parents=True, exist_ok=True)
+        files = sorted((plan.staging / table).glob("*.parquet"))
+        rows = 0
+        for shard, path in enumerate(files):
+            rows += pq.read_metadata(path).num_rows
+            os.replace(path, target / f"{plan.run_id}-{shard:05d}.parquet")
+        moved[table] = rows
+    shutil.rmtree(plan.staging.parent, ignore_errors=True)
+    return moved
+
+
+def run(
+    settings: RunSettings, plan: RunPlan | None = None, test_pipeline: beam.Pipeline | None = None
+) -> dict:
+    """Plan, run the Beam pipeline, commit. Returns counts for the summary."""
+    plan = plan or plan_run(settings)
+    PROGRESS.clear()
+    if not plan.todo:
+        return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0}
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, settings.workers)))
+    p = test_pipeline or beam.Pipeline(options=pipeline_options(settings))
+    build_pipeline(p, plan, settings)
+    p.run().wait_until_finish()
+    counts = commit(plan, Path(settings.output))
+    return {
+        "found": len(plan.found),
+        "skipped": len(plan.found) - len(plan.todo),
+        **counts,
+        "run_id": plan.run_id,
+    }

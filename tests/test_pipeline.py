@@ -1,0 +1,247 @@
+"""`fer-mine run` end to end on generated photos with real faces, and on a corpus of bad files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from benchmarks.scenes import compose, save_jpeg, write_archive
+from fer_mine.cli import main
+from fer_mine.labels import EMOTIONS
+from fer_mine.pipeline.schema import SCHEMAS
+
+
+def table(out: Path, name: str) -> list[dict]:
+    files = sorted((out / name).glob("*.parquet"))
+    if not files:
+        return []
+    con = duckdb.connect()
+    rel = con.sql(
+        "SELECT * FROM read_parquet($files) ORDER BY path", params={"files": [str(f) for f in files]}
+    )
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def run_cli(*args: str) -> object:
+    return CliRunner().invoke(main, ["run", "--quiet", *args])
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("photos")
+    truth = write_archive(folder, 6, seed=3)
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def mined(archive, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mined")
+    result = run_cli("--input", str(archive[0]), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def iou(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    h = max(0, min(ay1, by1) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+
+
+def test_every_photo_is_an_images_row_and_faces_match_the_truth(archive, mined):
+    folder, truth = archive
+    images = table(mined, "images")
+    assert sorted(r["path"] for r in images) == sorted(truth)
+    assert table(mined, "errors") == []
+    faces = table(mined, "faces")
+    by_path = {r["path"]: r["face_count"] for r in images}
+    for path in truth:
+        assert by_path[path] == sum(1 for f in faces if f["path"] == path)
+    matched = sum(
+        any(
+            iou((f["box_x"], f["box_y"], f["box_w"], f["box_h"]), box) >= 0.3 for f in faces if f["path"] == p
+        )
+        for p, boxes in truth.items()
+        for box in boxes
+    )
+    assert matched >= 0.8 * sum(len(b) for b in truth.values())
+
+
+def test_face_records_carry_what_the_schema_promises(archive, mined):
+    faces = table(mined, "faces")
+    assert faces, "the synthetic archive has faces"
+    for face in faces:
+        probs = [face[f"p_{label}"] for label in EMOTIONS]
+        assert abs(sum(probs) - 1) < 1e-4
+        assert face["emotion"] == EMOTIONS[int(np.argmax(probs))]
+        assert face["confidence"] == max(probs)
+        assert face["folder"] == face["path"].split("/")[0]
+        assert face["taken_at"] is not None  # the archive writes EXIF DateTimeOriginal
+        assert face["detector"] == "ssd" and 0.5 <= face["detector_score"] <= 1
+        assert len(face["image_sha256"]) == len(face["model_sha256"]) == 64
+    import pyarrow.parquet as pq
+
+    for name, schema in SCHEMAS.items():
+        for path in (mined / name).glob("*.parquet"):
+            assert pq.read_schema(path).remove_metadata().equals(schema.remove_metadata())
+
+
+def test_a_second_run_only_processes_new_images(archive, mined, tmp_path):
+    folder, _ = archive
+    out = tmp_path / "out"
+    shutil.copytree(mined, out)
+    rng = np.random.default_rng(9)
+    save_jpeg(compose(rng, 640, 480, [120]).image, folder / "new-album" / "late.jpg")
+    try:
+        result = CliRunner().invoke(main, ["run", "--input", str(folder), "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "6 already recorded, 1 to process" in result.output.replace("\n", " ")
+        images = table(out, "images")
+        assert len(images) == 7 and len({r["path"] for r in images}) == 7
+        result = run_cli("--input", str(folder), "--output", str(out), "--overwrite")
+        assert len(table(out, "images")) == 7
+    finally:
+        shutil.rmtree(folder / "new-album")
+
+
+def test_a_killed_run_leaves_nothing_visible_and_the_next_completes_it(archive, mined, tmp_path):
+    folder, _ = archive
+    out = tmp_path / "out"
+    # what a kill between Beam writing and commit leaves: staged files, and a faces file
+    # whose images never landed
+    (out / ".staging" / "x" / "faces").mkdir(parents=True)
+    (out / ".staging" / "x" / "faces" / "half.parquet").write_bytes(b"PAR1 half")
+    (out / "faces").mkdir()
+    shutil.copy(
+        next((mined / "faces").glob("*.parquet")), out / "faces" / "20990101T000000Z-dead00-00000.parquet"
+    )
+    result = run_cli("--input", str(folder), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (out / ".staging").exists()
+    faces, reference = table(out, "faces"), table(mined, "faces")
+    key = lambda r: (r["path"], r["face_index"])  # noqa: E731
+    assert sorted(map(key, faces)) == sorted(map(key, reference))
+
+
+def test_two_workers_give_the_same_records(archive, mined, tmp_path):
+    result = run_cli("--input", str(archive[0]), "--output", str(tmp_path / "w2"), "--workers", "2")
+    assert result.exit_code == 0, result.output
+    drop = {"run_id", "processed_at"}
+    strip = lambda rows: sorted(  # noqa: E731
+
+            tuple((k, round(v, 5) if isinstance(v, float) else v) for k, v in r.items() if k not in drop)
+            for r in rows
+
+    )
+    for name in ("faces", "images"):
+        assert strip(table(tmp_path / "w2", name)) == strip(table(mined, name))
+
+
+def test_aligned_mode_treats_each_image_as_one_face(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"face{i}.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    result = run_cli("--input", str(tmp_path), "--output", str(tmp_path / "out"), "--aligned")
+    assert result.exit_code == 0, result.output
+    faces = table(tmp_path / "out", "faces")
+    assert len(faces) == 3
+    assert all(f["detector"] == "aligned" and f["box_w"] == 48 and f["detector_score"] is None for f in faces)
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """Every kind of file a real archive throws at us, with the error kind we expect (None = fine)."""
+    root = tmp_path / "bad"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    good = compose(rng, 400, 300, [100]).image
+    expected: dict[str, str | None] = {}
+
+    def add(name: str, kind: str | None, writer) -> None:
+        writer(root / name)
+        expected[name] = kind
+
+    add("empty.jpg", "empty_file", lambda p: p.write_bytes(b""))
+    jpeg = cv2.imencode(".jpg", good)[1].tobytes()
+    add("truncated.jpg", "corrupt", lambda p: p.write_bytes(jpeg[: len(jpeg) // 3]))
+    add("text.jpg", "not_an_image", lambda p: p.write_text("hello, not a photo\n"))
+    add("sixteen.png", None, lambda p: cv2.imwrite(str(p), (good[:, :, 0].astype(np.uint16) * 257)))
+    add("rgba.png", None, lambda p: cv2.imwrite(str(p), cv2.cvtColor(good, cv2.COLOR_BGR2BGRA)))
+    add("cmyk.jpg", None, lambda p: Image.fromarray(good[:, :, ::-1]).convert("CMYK").save(p, "JPEG"))
+    add("palette.png", None, lambda p: Image.open(_gif(good, tmp_path)).save(p))
+    add("tiny.png", None, lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)))
+    add("huge.png", "too_large", lambda p: cv2.imwrite(str(p), np.zeros((3000, 3000), np.uint8)))
+    add("locked.jpg", "permission_denied", lambda p: (p.write_bytes(jpeg), p.chmod(0)))
+    add("broken-link.jpg", "missing", lambda p: os.symlink(root / "nowhere.jpg", p))
+    add("folder.jpg", "not_a_file", lambda p: p.mkdir())
+    weird = os.fsdecode(b"caf\xe9-latin1.jpg")  # not UTF-8
+    (root / weird).write_bytes(jpeg)
+    expected["caf\\xe9-latin1.jpg"] = None
+    (root / "notes.txt").write_text("not an image type at all")
+    (root / "UPPER.JPEG").write_bytes(jpeg)
+    expected["UPPER.JPEG"] = None
+    return root, expected
+
+
+def _gif(image: np.ndarray, folder: Path) -> Path:
+    path = folder / "palette.gif"
+    Image.fromarray(image[:, :, ::-1]).convert("P", palette=Image.Palette.ADAPTIVE).save(path)
+    return path
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
+def test_unreadable_file_is_an_error_for_non_root(bad_corpus, tmp_path):
+    root, _ = bad_corpus
+    run_cli("--input", str(root), "--output", str(tmp_path / "out"), "--max-pixels", "5000000")
+    kinds = {r["path"]: r["kind"] for r in table(tmp_path / "out", "errors")}
+    assert kinds["locked.jpg"] == "permission_denied"
+
+
+def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
+    root, expected = bad_corpus
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["run", "--input", str(root), "--output", str(out), "--max-pixels", "5000000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output
+    errors = {r["path"]: r["kind"] for r in table(out, "errors")}
+    images = {r["path"] for r in table(out, "images")}
+    if os.geteuid() == 0:  # root can read it anyway: then it is an ordinary image
+        expected["locked.jpg"] = None
+    assert errors == {k: v for k, v in expected.items() if v}
+    assert images == {k for k, v in expected.items() if not v}
+    assert "notes.txt" not in errors and "notes.txt" not in images
+    strict = run_cli(
+        "--input", str(root), "--output", str(tmp_path / "o2"), "--max-pixels", "5000000", "--strict"
+    )
+    assert strict.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "{missing}", "--output", "{out}"], "input folder not found"),
+        (["--input", "{tmp}", "--output", "{file}"], "exists and is not a folder"),
+        (["--input", "{tmp}", "--output", "{out}", "--detector", "yunet"], "needs --detector-model"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "a-file").write_text("x")
+    values = {
+        "missing": tmp_path / "nope",
+        "out": tmp_path / "out",
+        "tmp": tmp_path,
+        "file": tmp_path / "a-file",
+    }
+    result = run_cli(*(a.format(**values) for a in args))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

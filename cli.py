@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fer_mine.errors import FerMineError
+
+# Beam logs this at import on every machine without Google Cloud extras; it concerns no user.
+logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
 
 console = Console(stderr=True)
 out = Console()
@@ -512,18 +516,108 @@ def run(
         sys.exit(1)
 
 
-def _not_built(verb: str):
-    @main.command(verb, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args) -> None:
-        raise FerMineError(f"`fer-mine {verb}` is not built yet")
+def _report_params(min_confidence, since, until, model_sha) -> object:
+    from fer_mine.reports import ReportParams
 
-    command.help = f"(not built yet) `fer-mine {verb}`."
+    return ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha)
+
+
+def _print_results(results, fmt: str) -> None:
+    from fer_mine import report_render as render
+
+    if fmt == "json":
+        click.echo(render.to_json(results))
+        return
+    for number, result in enumerate(results):
+        if fmt == "table":
+            out.print(render.to_rich(result))
+        elif fmt == "csv":  # reports one after another, a blank line between
+            click.echo(("\n" if number else "") + render.to_csv(result), nl=False)
+        else:
+            click.echo(render.to_markdown(result))
+
+
+def _filter_options(command):
+    for option in reversed(
+        [
+            click.option(
+                "--min-confidence",
+                type=click.FloatRange(0, 1),
+                default=0.0,
+                show_default=True,
+                help="Leave out faces whose top label is less probable than this.",
+            ),
+            click.option(
+                "--since", type=click.DateTime(), help="Only photos taken at or after this EXIF time."
+            ),
+            click.option("--until", type=click.DateTime(), help="Only photos taken before this EXIF time."),
+            click.option(
+                "--model-sha", help="Rows of this model only (default: the model of the latest run)."
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(["table", "csv", "json", "markdown"]),
+                default="table",
+                show_default=True,
+            ),
+        ]
+    ):
+        command = option(command)
     return command
 
 
-for _verb in ("report", "query"):
-    _not_built(_verb)
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path), required=False)
+@click.option("--name", "names", multiple=True, help="Report to print (repeatable; default: all).")
+@click.option("--list", "list_only", is_flag=True, help="Name each report with the question it answers.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write one self-contained HTML page: every report as a table and chart, face thumbnails.",
+)
+@_filter_options
+def report(output, names, list_only, html_path, min_confidence, since, until, model_sha, fmt) -> None:
+    """Emotion-pattern reports over the tables `fer-mine run` wrote (DuckDB SQL in sql/)."""
+    from fer_mine.reports import REPORTS, Archive, describe
+
+    if list_only:
+        for name in REPORTS:
+            out.print(f"[bold]{name:<14}[/bold] {describe(name)}", highlight=False)
+        return
+    if output is None:
+        raise FerMineError("give the output folder of a `fer-mine run` (or --list)")
+    chosen = list(names) or list(REPORTS)
+    unknown = [n for n in chosen if n not in REPORTS]
+    if unknown:
+        raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
+    archive = Archive(output, _report_params(min_confidence, since, until, model_sha))
+    results = [archive.report(name) for name in chosen]
+    if html_path:
+        from fer_mine.report_render import to_html
+
+        with console.status("rendering charts and thumbnails"):
+            html_path.write_text(to_html(results, output, archive.model_sha256))
+        console.print(f"report written to {html_path}")
+        return
+    _print_results(results, fmt)
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("sql")
+@_filter_options
+def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:
+    """Run SQL over the views faces, images and errors of a `fer-mine run` output.
+
+    \b
+    Example: fer-mine query mined/ "SELECT emotion, count(*) FROM faces GROUP BY 1"
+    """
+    from fer_mine.reports import Archive
+
+    archive = Archive(output, _report_params(min_confidence, since, until, model_sha))
+    _print_results([archive.query(sql, "query", sql)], fmt)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def iou(a, b) -> float:
 
 
 def test_every_photo_is_an_images_row_and_faces_match_the_truth(archive, mined):
-    folder, truth = archive
+    _, truth = archive
     images = table(mined, "images")
     assert sorted(r["path"] for r in images) == sorted(truth)
     assert table(mined, "errors") == []
@@ -136,10 +136,8 @@ def test_two_workers_give_the_same_records(archive, mined, tmp_path):
     assert result.exit_code == 0, result.output
     drop = {"run_id", "processed_at"}
     strip = lambda rows: sorted(  # noqa: E731
-
-            tuple((k, round(v, 5) if isinstance(v, float) else v) for k, v in r.items() if k not in drop)
-            for r in rows
-
+        tuple((k, round(v, 5) if isinstance(v, float) else v) for k, v in r.items() if k not in drop)
+        for r in rows
     )
     for name in ("faces", "images"):
         assert strip(table(tmp_path / "w2", name)) == strip(table(mined, name))

@@ -1,0 +1,138 @@
+"""Emotion-pattern reports: DuckDB views over a `fer-mine run` output, one SQL file per report.
+
+The Python side only finds the SQL files, binds parameters as DuckDB variables and runs
+them; no user input is ever pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_mine.errors import FerMineError
+from fer_mine.pipeline.schema import SCHEMA_VERSION, SCHEMAS, TABLES
+
+# Report order as they appear in `--list`, the terminal and the HTML page.
+REPORTS = (
+    "overview", "emotions", "folders", "hour_of_day", "weekday", "month_of_year", "monthly_trend",
+    "group_photos", "cooccurrence", "combinations", "transitions", "review", "gallery",
+)  # fmt: skip
+
+
+@dataclass
+class ReportParams:
+    min_confidence: float = 0.0  # faces below this top-label probability are left out
+    since: dt.datetime | None = None  # EXIF time window (photos without a time are then left out)
+    until: dt.datetime | None = None
+    model_sha256: str | None = None  # default: the model of the latest run
+    min_images: int = 2  # combinations: smallest itemset count shown
+    limit: int = 50  # review: rows shown
+    per_emotion: int = 6  # gallery: faces shown per emotion
+
+
+@dataclass
+class Result:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[tuple]
+    notes: list[str] = field(default_factory=list)
+
+
+def sql_text(name: str) -> str:
+    if name not in REPORTS:
+        raise FerMineError(f"unknown report {name!r}; `fer-mine report --list` names them")
+    return (resources.files("fer_mine.sql") / f"{name}.sql").read_text()
+
+
+def describe(name: str) -> str:
+    """The first line of the report's leading comment: the question it answers."""
+    first = sql_text(name).splitlines()[0]
+    return first.removeprefix("--").strip()
+
+
+def _check_schema(path: Path, table: str) -> None:
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FerMineError(f"{path} is not a readable Parquet file: {exc}") from None
+    found = (metadata.get(b"fer_mine_table", b"?").decode(), metadata.get(b"fer_mine_schema", b"?").decode())
+    if found != (table, SCHEMA_VERSION):
+        raise FerMineError(
+            f"{path} was written by another fer-mine schema or tool (table {found[0]}, schema "
+            f"{found[1]}; this version reads schema {SCHEMA_VERSION}); re-run `fer-mine run --overwrite`"
+        )
+
+
+class Archive:
+    """A DuckDB connection with the views `faces`, `images`, `errors` over one output folder."""
+
+    def __init__(self, output: Path, params: ReportParams | None = None) -> None:
+        self.output = Path(output)
+        self.params = params or ReportParams()
+        if not self.output.is_dir():
+            raise FerMineError(f"output folder not found: {self.output}")
+        files = {t: sorted(str(p) for p in (self.output / t).glob("*.parquet")) for t in TABLES}
+        if not files["images"]:
+            raise FerMineError(
+                f"{self.output} holds no fer-mine tables (run `fer-mine run --output {self.output}` first)"
+            )
+        for table, paths in files.items():
+            for path in paths:
+                _check_schema(Path(path), table)
+        self.con = duckdb.connect()
+        self._bind(files)
+
+    def _bind(self, files: dict[str, list[str]]) -> None:
+        con, params = self.con, self.params
+        for table, paths in files.items():
+            if paths:
+                con.execute(f"SET VARIABLE {table}_files = ?", [paths])
+                con.execute(
+                    f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_files'))"
+                )
+            else:
+                con.register(f"all_{table}", SCHEMAS[table].empty_table())
+        model = (
+            params.model_sha256
+            or con.execute("SELECT arg_max(model_sha256, processed_at) FROM all_images").fetchone()[0]
+        )
+        for name, value in (("model_sha256", model), ("min_confidence", params.min_confidence),
+                            ("since", params.since), ("until", params.until),
+                            ("min_images", params.min_images), ("limit", params.limit),
+                            ("per_emotion", params.per_emotion)):  # fmt: skip
+            con.execute(f'SET VARIABLE "{name}" = ?', [value])
+        if params.since is None:
+            con.execute("SET VARIABLE since = NULL::TIMESTAMP")
+        if params.until is None:
+            con.execute("SET VARIABLE until = NULL::TIMESTAMP")
+        window = (
+            "(getvariable('since') IS NULL OR taken_at >= getvariable('since')) AND "
+            "(getvariable('until') IS NULL OR taken_at < getvariable('until'))"
+        )
+        mine = "model_sha256 = getvariable('model_sha256')"
+        con.execute(f"CREATE VIEW images AS SELECT * FROM all_images WHERE {mine} AND {window}")
+        con.execute(
+            f"CREATE VIEW faces AS SELECT * FROM all_faces WHERE {mine} AND {window} "
+            "AND confidence >= getvariable('min_confidence')"
+        )
+        con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
+        self.model_sha256 = model
+
+    def query(self, sql: str, name: str = "query", title: str = "") -> Result:
+        try:
+            cursor = self.con.execute(sql)
+        except duckdb.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise FerMineError(f"SQL error in {name}: {message}") from None
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        return Result(name, title or name, columns, cursor.fetchall() if columns else [])
+
+    def report(self, name: str) -> Result:
+        return self.query(sql_text(name), name, describe(name))

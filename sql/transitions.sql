@@ -1,0 +1,28 @@
+-- Sequences: how the dominant emotion changes from one photo to the next within a folder.
+-- Photos in EXIF-time order (then by path; photos without faces are skipped).
+-- An image's dominant emotion: its most frequent top label (ties: highest summed confidence).
+-- from_emotion -> to_emotion: consecutive photo pairs; transitions: count;
+-- probability: transitions / all transitions leaving from_emotion.
+WITH label_weight AS (
+    SELECT folder, uri, any_value(path) AS path, any_value(taken_at) AS taken_at, emotion,
+           count(*) * 1000 + sum(confidence) AS weight
+    FROM faces
+    GROUP BY folder, uri, emotion
+),
+per_image AS (
+    SELECT folder, uri, any_value(path) AS path, any_value(taken_at) AS taken_at,
+           arg_max(emotion, weight) AS dominant
+    FROM label_weight
+    GROUP BY folder, uri
+),
+ordered AS (
+    SELECT dominant AS from_emotion,
+           lead(dominant) OVER (PARTITION BY folder ORDER BY taken_at NULLS LAST, path) AS to_emotion
+    FROM per_image
+)
+SELECT from_emotion, to_emotion, count(*) AS transitions,
+       count(*) / sum(count(*)) OVER (PARTITION BY from_emotion) AS probability
+FROM ordered
+WHERE to_emotion IS NOT NULL
+GROUP BY from_emotion, to_emotion
+ORDER BY from_emotion, to_emotion

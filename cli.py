@@ -33,7 +33,24 @@ class FerMineGroup(click.Group):
             ctx.exit(2)
 
 
-@click.group(cls=FerMineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _shipped_model_line() -> str:
+    """One line on the model fer-mine runs by default, read from its card (cheap: JSON only)."""
+    from fer_mine.amacnn.weights import read_card
+
+    try:
+        card, _ = read_card(None)
+    except FerMineError:
+        return "No shipped model found: pass --model."
+    private = card.metrics.get("fer2013/test", {}).get("PrivateTest", {}).get("accuracy")
+    score = f", FER-2013 PrivateTest accuracy {private:.1%}" if private else ""
+    return f"Default model: {card.name} (sha256 {card.sha256[:12]}){score}. See `fer-mine model-info`."
+
+
+@click.group(
+    cls=FerMineGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_shipped_model_line(),
+)
 @click.version_option(package_name="fer-mine")
 def main() -> None:
     """Mine facial-emotion patterns from image archives.

@@ -1,0 +1,85 @@
+"""The shipped model: it loads, matches its recorded hash, refuses damaged copies, classifies faces."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fer_mine.amacnn.weights import CARD_FILE, load_model, sha256_of, shipped_model_dir
+from fer_mine.cli import main
+from fer_mine.errors import FerMineError
+from fer_mine.labels import EMOTIONS
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def test_shipped_weights_load_and_match_their_card():
+    folder = shipped_model_dir()
+    card = json.loads((folder / CARD_FILE).read_text())
+    assert sha256_of(folder / card["weights_file"]) == card["sha256"]
+    model, loaded = load_model()
+    assert loaded.labels == EMOTIONS
+    assert loaded.metrics["fer2013/test"]["PrivateTest"]["accuracy"] > 0.6
+    cfg = model.config
+    with torch.no_grad():
+        probs = model(torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)).softmax(1)
+    assert probs.shape == (2, 7) and torch.allclose(probs.sum(1), torch.ones(2))
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    target = tmp_path / "model"
+    shutil.copytree(shipped_model_dir(), target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),  # truncated
+        lambda p: p.write_bytes(p.read_bytes()[:-10] + b"0123456789"),  # tampered
+        lambda p: torch.save({"evil": 1}, p),  # a foreign (pickle) file in its place
+    ],
+    ids=["truncated", "tampered", "foreign"],
+)
+def test_damaged_weights_are_refused_before_loading(copy, damage):
+    damage(copy / "model.safetensors")
+    with pytest.raises(FerMineError, match="does not match its model card"):
+        load_model(copy)
+
+
+def test_a_foreign_file_with_a_matching_card_is_still_refused(copy):
+    weights = copy / "model.safetensors"
+    weights.write_bytes(b"\x00" * 64)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["sha256"] = sha256_of(weights)
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(FerMineError, match="not a fer-mine AMACNN weights file"):
+        load_model(copy)
+
+
+def test_model_info_names_the_shipped_model_and_its_accuracy():
+    result = CliRunner().invoke(main, ["model-info"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((shipped_model_dir() / CARD_FILE).read_text())
+    assert card["name"] in result.output and card["sha256"][:12] in result.output
+    assert "PrivateTest" in result.output
+    help_text = CliRunner().invoke(main, ["--help"]).output
+    assert card["sha256"][:12] in help_text
+
+
+def test_the_shipped_model_classifies_the_bundled_sample_faces(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--quiet", "--input", str(SAMPLES), "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    import duckdb
+
+    con = duckdb.connect()
+    files = [str(p) for p in (tmp_path / "faces").glob("*.parquet")]
+    faces = con.execute("SELECT count(*), count(DISTINCT emotion) FROM read_parquet(?)", [files]).fetchone()
+    assert faces[0] >= 10  # the samples hold 14 pasted faces
+    # Eileen Collins smiles in the source photo: most of her faces should read as happy
+    happy = con.execute("SELECT count(*) FROM read_parquet(?) WHERE emotion = 'happy'", [files]).fetchone()[0]
+    assert happy >= 3

@@ -12,6 +12,9 @@ import numpy as np
 from fer_mine.errors import FerMineError
 
 DETECTORS = ("ssd", "haar", "yunet")
+# Below this width (pixels at its own input) the SSD starts to miss faces: measured with
+# benchmarks/detection_quality.py (recall 100% from ~26 px, falling below).
+SMALL_FACE_PIXELS = 40
 SSD_FILES = ("deploy.prototxt.txt", "res10_300x300_ssd_iter_140000.caffemodel")
 
 
@@ -28,7 +31,9 @@ class Face:
 class DetectorSettings:
     name: str = "ssd"
     model_path: str | None = None  # yunet's ONNX file
-    detect_size: int = 640  # longer image side the detector sees (SSD, YuNet)
+    # longer image side the detector sees (SSD, YuNet); several sizes = one pass each, merged.
+    # The SSD finds big faces at low resolution and small faces only at high resolution.
+    detect_sizes: tuple[int, ...] = (640,)
     min_face: int = 20  # faces smaller than this (px, original image) are dropped
     threshold: float = 0.5  # detector score needed (SSD, YuNet)
 
@@ -81,16 +86,32 @@ class FaceDetector:
                 kept.append(Face(x0, y0, x1 - x0, y1 - y0, face.score))
         return kept
 
-    def _scale(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Shrink so the longer side is detect_size (never enlarge)."""
+    def _scale(self, image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+        """Shrink so the longer side is `size` (never enlarge)."""
         longest = max(image.shape[:2])
-        factor = min(1.0, self.settings.detect_size / longest)
+        factor = min(1.0, size / longest)
         if factor < 1.0:
             image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         return image, factor
 
     def _detect_ssd(self, image: np.ndarray) -> list[Face]:
-        small, factor = self._scale(image)
+        faces: list[Face] = []
+        previous = None  # scale factor of the last pass that ran
+        for size in sorted(self.settings.detect_sizes):
+            small, factor = self._scale(image, size)
+            if factor == previous:  # a small photo: this size is the same full image
+                continue
+            found = self._ssd_pass(small, factor)
+            if previous is not None:
+                # higher-resolution passes are for the faces the lower one cannot see; on big
+                # faces they box parts and surroundings, so keep only their small boxes
+                limit = SMALL_FACE_PIXELS / previous
+                found = [f for f in found if f.w < limit]
+            faces += found
+            previous = factor
+        return _suppress_overlaps(faces)
+
+    def _ssd_pass(self, small: np.ndarray, factor: float) -> list[Face]:
         h, w = small.shape[:2]
         # the network is fully convolutional: feed the photo at its own aspect ratio
         blob = cv2.dnn.blobFromImage(small, 1.0, (w, h), (104.0, 177.0, 123.0))
@@ -114,7 +135,7 @@ class FaceDetector:
         return [Face(int(x), int(y), int(w), int(h), None) for x, y, w, h in boxes]
 
     def _detect_yunet(self, image: np.ndarray) -> list[Face]:
-        small, factor = self._scale(image)
+        small, factor = self._scale(image, max(self.settings.detect_sizes))
         self._yunet.setInputSize((small.shape[1], small.shape[0]))
         _, rows = self._yunet.detect(small)
         faces = []
@@ -124,13 +145,21 @@ class FaceDetector:
         return faces
 
 
-def _suppress_overlaps(faces: list[Face], iou: float = 0.4) -> list[Face]:
-    if not faces:
-        return []
-    boxes = [[f.x, f.y, f.w, f.h] for f in faces]
-    scores = [f.score or 0.0 for f in faces]
-    keep = cv2.dnn.NMSBoxes(boxes, scores, 0.0, iou)
-    return [faces[i] for i in sorted(np.array(keep).ravel().tolist(), key=lambda i: -scores[i])]
+def _suppress_overlaps(faces: list[Face], iou: float = 0.4, contained: float = 0.6) -> list[Face]:
+    """Keep the best-scoring box of each face: drop boxes overlapping a better one (IoU), and
+    boxes mostly inside a better one (a high-resolution pass can box parts of a big face)."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
+        area = face.w * face.h
+        for other in kept:
+            w = max(0, min(face.x + face.w, other.x + other.w) - max(face.x, other.x))
+            h = max(0, min(face.y + face.h, other.y + other.h) - max(face.y, other.y))
+            inter = w * h
+            if inter / (area + other.w * other.h - inter) > iou or inter / max(1, area) > contained:
+                break
+        else:
+            kept.append(face)
+    return kept
 
 
 def crop_face(image: np.ndarray, face: Face, margin: float = 0.15) -> np.ndarray:

@@ -2,21 +2,28 @@
 -- margin: top probability minus the second (close to 0 = the model hesitates between two labels);
 -- second_emotion: the runner-up label; reason: 'close call' (margin < 0.1), 'low confidence'
 -- (confidence < 0.4), or both. At most $limit rows.
-WITH probs AS (
-    UNPIVOT (SELECT uri, path, face_index, box_x, box_y, box_w, box_h, emotion, confidence,
-                    COLUMNS('^p_') FROM faces)
-    ON COLUMNS('^p_') INTO NAME label VALUE p
+WITH sorted AS (
+    SELECT *, list_sort(list_value(*COLUMNS('^p_')), 'DESC') AS ranked FROM faces
 ),
-ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY uri, face_index ORDER BY p DESC, label) AS rank FROM probs
+scored AS (SELECT * EXCLUDE (ranked), confidence - ranked[2] AS margin FROM sorted),
+candidates AS (
+    SELECT * FROM scored
+    WHERE margin < 0.1 OR confidence < 0.4
+    ORDER BY margin, confidence, path, face_index
+    LIMIT getvariable('limit')
+),
+runner_up AS (
+    SELECT uri, face_index, arg_max(label, p) AS label
+    FROM (
+        UNPIVOT (SELECT uri, face_index, emotion, COLUMNS('^p_') FROM candidates)
+        ON COLUMNS('^p_') INTO NAME label VALUE p
+    )
+    WHERE label <> 'p_' || emotion
+    GROUP BY uri, face_index
 )
-SELECT path, face_index, emotion, confidence,
-       substr(second.label, 3) AS second_emotion,
-       confidence - second.p AS margin,
-       concat_ws(' + ', CASE WHEN confidence - second.p < 0.1 THEN 'close call' END,
+SELECT path, face_index, emotion, confidence, substr(runner_up.label, 3) AS second_emotion, margin,
+       concat_ws(' + ', CASE WHEN margin < 0.1 THEN 'close call' END,
                         CASE WHEN confidence < 0.4 THEN 'low confidence' END) AS reason,
        uri, box_x, box_y, box_w, box_h
-FROM ranked AS second
-WHERE rank = 2 AND (confidence - second.p < 0.1 OR confidence < 0.4)
+FROM candidates JOIN runner_up USING (uri, face_index)
 ORDER BY margin, confidence, path, face_index
-LIMIT getvariable('limit')

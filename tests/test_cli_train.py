@@ -143,7 +143,7 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
             ],
             "has no 'valid' split",
         ),
-        (["run"], "not built yet"),
+        (["run"], "Missing option '--input'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, args, message):

@@ -222,8 +222,7 @@ def _print_card_metrics(metrics: dict) -> None:
 @click.option(
     "--model",
     "model_path",
-    type=click.Path(path_type=Path, exists=True),
-    help="Model folder or model.json (default: the shipped model).",
+    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
 )
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
 @click.option("--dataset", required=True, help="Dataset folder name under the data root.")
@@ -304,15 +303,14 @@ def _print_table4(metrics: dict, title: str) -> None:
 @click.option(
     "--model",
     "model_path",
-    type=click.Path(path_type=Path, exists=True),
-    help="Model folder or model.json (default: the shipped model).",
+    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
 )
 def model_info(model_path) -> None:
     """The network presets (parameters, MACs per image) and the model fer-mine runs."""
     from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
-    from fer_mine.amacnn.weights import read_card
+    from fer_mine.amacnn.weights import DEFAULT_MODEL_NAME, read_card, shipped_models
 
-    table = Table("preset", "input", "params", "MMAC/image", "schedule", title="AMACNN presets")
+    table = Table("preset", "input", "params", "MMAC/image", "notes", title="AMACNN presets")
     for preset in PRESETS.values():
         model = build_model(preset.name)
         c = preset.config
@@ -324,16 +322,17 @@ def model_info(model_path) -> None:
             preset.summary,
         )
     out.print(table)
-    try:
-        card, weights = read_card(model_path)
-    except FerMineError as exc:
-        out.print(f"model: none ({exc})")
-        return
-    out.print(
-        f"model: [bold]{card.name}[/bold] preset {card.preset}, sha256 {card.sha256[:12]}, "
-        f"labels {', '.join(card.labels)}\n  {weights}"
-    )
-    _print_card_metrics(card.metrics)
+    names = [model_path] if model_path else shipped_models()
+    for name in names:
+        card, weights = read_card(name)
+        default = " [green](default)[/green]" if card.name == DEFAULT_MODEL_NAME and not model_path else ""
+        trained = card.training
+        out.print(
+            f"\nmodel [bold]{card.name}[/bold]{default}: preset {card.preset}, sha256 {card.sha256[:12]}, "
+            f"labels {', '.join(card.labels)}\n  trained on {', '.join(trained.get('datasets', []))} "
+            f"({trained.get('epochs_run', '?')} epochs, {trained.get('hardware', '?')}); {weights}"
+        )
+        _print_card_metrics(card.metrics)
 
 
 def _sizes(value: str) -> tuple[int, ...]:
@@ -363,8 +362,7 @@ def _sizes(value: str) -> tuple[int, ...]:
 @click.option(
     "--model",
     "model_path",
-    type=click.Path(exists=True),
-    help="Model folder or model.json (default: the shipped model).",
+    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
 )
 @click.option(
     "--batch-size",

@@ -24,7 +24,8 @@ from fer_mine.transforms.preprocess import Preprocess
 CARD_FORMAT = "fer-mine/model-card/v1"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model.json"
-# The model `fer-mine` uses when no --model is given: shipped as package data.
+# Models shipped as package data, one folder each under amacnn/weights/; `--model NAME`
+# picks one, and this one runs when no --model is given.
 DEFAULT_MODEL_NAME = "amacnn-fer2013"
 
 
@@ -94,13 +95,32 @@ def write_card(card: ModelCard, path: Path) -> None:
     path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
 
 
-def shipped_model_dir() -> Path:
-    return Path(str(resources.files("fer_mine.amacnn") / "weights"))
+def shipped_model_dir(name: str = DEFAULT_MODEL_NAME) -> Path:
+    return Path(str(resources.files("fer_mine.amacnn") / "weights" / name))
 
 
-def read_card(model_path: Path | None) -> tuple[ModelCard, Path]:
-    """The card for a model folder, card file or weights file (None = the shipped model)."""
-    path = shipped_model_dir() if model_path is None else Path(model_path)
+def shipped_models() -> list[str]:
+    root = Path(str(resources.files("fer_mine.amacnn") / "weights"))
+    return sorted(p.name for p in root.iterdir() if (p / CARD_FILE).is_file())
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """A model folder, card or weights file, or the name of a shipped model (None = default)."""
+    if model is None:
+        return shipped_model_dir()
+    path = Path(model)
+    if path.exists():
+        return path
+    if str(model) in shipped_models():
+        return shipped_model_dir(str(model))
+    raise FerMineError(
+        f"model {model} not found: give a model folder or one of {', '.join(shipped_models())}"
+    )
+
+
+def read_card(model_path: str | Path | None) -> tuple[ModelCard, Path]:
+    """The card for a model folder, card file or weights file, or a shipped model's name."""
+    path = resolve_model(model_path)
     if path.is_dir():
         card_path = path / CARD_FILE
     elif path.suffix == ".json":
@@ -116,7 +136,7 @@ def read_card(model_path: Path | None) -> tuple[ModelCard, Path]:
     return card, card_path.parent / card.weights_file
 
 
-def load_model(model_path: Path | None = None, device: str = "cpu") -> tuple[AMACNN, ModelCard]:
+def load_model(model_path: str | Path | None = None, device: str = "cpu") -> tuple[AMACNN, ModelCard]:
     """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
     card, weights_path = read_card(model_path)
     if not weights_path.is_file():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
     def __init__(self, model_path: str | None, batch_size: int = 64, device: str | None = None) -> None:
         self._fer_model_path = model_path
         self._fer_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        _, weights_path = read_card(Path(model_path) if model_path else None)
+        _, weights_path = read_card(model_path)
         super().__init__(
             state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked
             model_class=AMACNN,
@@ -47,7 +46,6 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         )
 
     def load_model(self) -> torch.nn.Module:
-        path = Path(self._fer_model_path) if self._fer_model_path else None
-        model, _ = load_model(path, device=self._fer_device)
+        model, _ = load_model(self._fer_model_path, device=self._fer_device)
         self._device = torch.device(self._fer_device)
         return model

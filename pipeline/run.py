@@ -217,7 +217,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
     output = Path(settings.output)
     if output.exists() and not output.is_dir():
         raise FerMineError(f"output path {output} exists and is not a folder")
-    card, _ = read_card(Path(settings.model_path) if settings.model_path else None)
+    card, _ = read_card(settings.model_path)
     if not settings.aligned:
         FaceDetector(settings.detector)  # fail fast on a bad detector setup, before Beam starts
     output.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,124 @@
+"""Throughput of `fer-mine run` and of each of its stages alone, and peak memory at N and 4N.
+
+    python -m benchmarks.pipeline_speed [--photos 40] [--size 1600x1200] [--detect-size 640,1600]
+
+Builds an archive of N JPEG photos (scenes with 0-5 pasted faces, EXIF times), then times:
+decode only; decode + detect; the model alone on the face crops (batches of 64); the whole
+Beam pipeline in this process (DirectRunner) and with 2 worker processes. Each pipeline run
+is a fresh child process so that its peak RSS is its own. Goals: the whole pipeline reaches
+80% of its slowest stage alone; memory does not grow with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.scenes import write_archive
+from fer_mine.amacnn.weights import load_model
+from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
+from fer_mine.pipeline.images import decode, find_images, read_bytes
+from fer_mine.pipeline.run import RunSettings, run
+
+
+def stage_rates(folder: Path, sizes: tuple[int, ...]) -> dict[str, tuple[float, float]]:
+    files = find_images(str(folder))
+    start = time.perf_counter()
+    images = [decode(f, read_bytes(f)) for f in files]
+    decode_s = time.perf_counter() - start
+    detector = FaceDetector(DetectorSettings(detect_sizes=sizes))
+    start = time.perf_counter()
+    faces = [(img, detector.detect(img.pixels)) for img in images]
+    detect_s = time.perf_counter() - start
+    model, card = load_model()
+    crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, 0.1)) for img, fs in faces for f in fs]
+    n_faces = len(crops)
+    start = time.perf_counter()
+    tensor = card.preprocess.to_tensor(__import__("numpy").stack(crops)) if crops else None
+    with torch.inference_mode():
+        for i in range(0, n_faces, 64):
+            model(tensor[i : i + 64]).softmax(1)
+    model_s = time.perf_counter() - start
+    n = len(files)
+    return {
+        "decode only": (n / decode_s, n_faces / decode_s),
+        "decode + detect": (n / (decode_s + detect_s), n_faces / (decode_s + detect_s)),
+        "detect only": (n / detect_s, n_faces / detect_s),
+        "model only (crops)": (n / model_s if model_s else 0, n_faces / model_s if model_s else 0),
+    }
+
+
+def child(folder: str, out: str, workers: int, sizes: str) -> None:
+    """Runs one pipeline in this (fresh) process and prints its figures as JSON."""
+    settings = RunSettings(inputs=[folder], output=out, workers=workers,
+                           detector=DetectorSettings(detect_sizes=tuple(int(s) for s in sizes.split(","))))  # fmt: skip
+    start = time.perf_counter()
+    counts = run(settings)
+    seconds = time.perf_counter() - start
+    rss = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    print(
+        json.dumps(
+            {"seconds": seconds, "images": counts["images"], "faces": counts["faces"], "rss_mb": rss / 1024}
+        )
+    )
+
+
+def pipeline(folder: Path, workers: int, sizes: str) -> dict:
+    with tempfile.TemporaryDirectory() as out:
+        code = ("import sys; from benchmarks.pipeline_speed import child; "
+                "child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code, str(folder), out, str(workers), sizes],
+                              capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--size", default="1600x1200")
+    parser.add_argument("--detect-size", default="640,1600")
+    args = parser.parse_args()
+    width, height = map(int, args.size.split("x"))
+    sizes = tuple(int(s) for s in args.detect_size.split(","))
+    console = Console(width=160)
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = Path(tmp) / "n", Path(tmp) / "4n"
+        truth = write_archive(small, args.photos, seed=1, size=(width, height))
+        write_archive(large, 4 * args.photos, seed=2, size=(width, height))
+        console.print(f"archive: {args.photos} photos of {width}x{height}, {sum(map(len, truth.values()))} faces; "
+                      f"detector ssd@{args.detect_size}; {os.cpu_count()} CPU cores")  # fmt: skip
+        table = Table("measure", "images/s", "faces/s", "peak RSS MB", title="fer-mine run throughput")
+        stages = stage_rates(small, sizes)
+        for name, (ips, fps) in stages.items():
+            table.add_row(name, f"{ips:.2f}", f"{fps:.2f}", "")
+        slowest = min(
+            v[0] for k, v in stages.items() if k in ("decode only", "detect only", "model only (crops)")
+        )
+        table.add_section()
+        for label, folder, workers in (("pipeline in-process, N", small, 1), ("pipeline 2 workers, N", small, 2),
+                                       ("pipeline in-process, 4N", large, 1), ("pipeline 2 workers, 4N", large, 2)):  # fmt: skip
+            r = pipeline(folder, workers, args.detect_size)
+            ips = r["images"] / r["seconds"]
+            share = f" ({ips / slowest:.0%} of slowest stage)" if workers == 1 else ""
+            table.add_row(
+                label + share, f"{ips:.2f}", f"{r['faces'] / r['seconds']:.2f}", f"{r['rss_mb']:.0f}"
+            )
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -243,3 +243,55 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):
     result = run_cli(*(a.format(**values) for a in args))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def portable_endpoints():
+    """A real portable Beam deployment on loopback: a job service and an external worker pool."""
+    import subprocess
+    import sys
+    import time
+
+    job, pool = _free_port(), _free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                          "--port", str(job)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                          f"--service_port={pool}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    import socket
+
+    deadline = time.time() + 60
+    for port in (job, pool):
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+    yield job, pool
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_portable_runner_with_external_workers_gives_the_same_records(
+    archive, mined, tmp_path, portable_endpoints
+):
+    job, pool = portable_endpoints
+    out = tmp_path / "portable"
+    result = run_cli("--input", str(archive[0]), "--output", str(out), "--runner", "PortableRunner", "--",
+                     f"--job_endpoint=localhost:{job}", "--environment_type=EXTERNAL",
+                     f"--environment_config=localhost:{pool}")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    key = lambda r: (r["path"], r["face_index"], r["emotion"], r["box_x"], r["box_y"])  # noqa: E731
+    assert sorted(map(key, table(out, "faces"))) == sorted(map(key, table(mined, "faces")))
+    assert len(table(out, "images")) == len(table(mined, "images"))

@@ -1,0 +1,16 @@
+"""Run every benchmark, one table each:  python -m benchmarks [name ...]
+
+Names: model_speed, accuracy, detection_quality, pipeline_speed, reports_speed.
+"""
+
+import subprocess
+import sys
+
+ALL = ("model_speed", "accuracy", "detection_quality", "pipeline_speed", "reports_speed")
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or ALL:
+        if name not in ALL:
+            sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(ALL)}")
+        print(f"\n== benchmarks.{name}", flush=True)
+        subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], check=True)

@@ -19,6 +19,11 @@ logging.getLogger().addFilter(lambda record: "apitools not found" not in record.
 console = Console(stderr=True)
 out = Console()
 
+MODEL_OPTION = click.option(
+    "--model",
+    "model_path",
+    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
+)
 DATA_ROOT_HELP = "Folder holding one folder per dataset (default: $FER_MINE_DATA)."
 
 
@@ -219,11 +224,7 @@ def _print_card_metrics(metrics: dict) -> None:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_path",
-    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
-)
+@MODEL_OPTION
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
 @click.option("--dataset", required=True, help="Dataset folder name under the data root.")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (train, valid, test).")
@@ -300,11 +301,7 @@ def _print_table4(metrics: dict, title: str) -> None:
 
 
 @main.command("model-info")
-@click.option(
-    "--model",
-    "model_path",
-    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
-)
+@MODEL_OPTION
 def model_info(model_path) -> None:
     """The network presets (parameters, MACs per image) and the model fer-mine runs."""
     from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
@@ -359,11 +356,7 @@ def _sizes(value: str) -> tuple[int, ...]:
     required=True,
     help="Folder for the faces/, images/, errors/ Parquet tables.",
 )
-@click.option(
-    "--model",
-    "model_path",
-    help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
-)
+@MODEL_OPTION
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 4096),

@@ -39,16 +39,15 @@ class FerMineGroup(click.Group):
 
 
 def _shipped_model_line() -> str:
-    """One line on the model fer-mine runs by default, read from its card (cheap: JSON only)."""
-    from fer_mine.amacnn.weights import read_card
+    """One line on the model fer-mine runs by default, read from its card (JSON only, no torch)."""
+    from fer_mine.amacnn.catalog import default_card_json
 
-    try:
-        card, _ = read_card(None)
-    except FerMineError:
+    card = default_card_json()
+    if card is None:
         return "No shipped model found: pass --model."
-    private = card.metrics.get("fer2013/test", {}).get("PrivateTest", {}).get("accuracy")
+    private = card.get("metrics", {}).get("fer2013/test", {}).get("PrivateTest", {}).get("accuracy")
     score = f", FER-2013 PrivateTest accuracy {private:.1%}" if private else ""
-    return f"Default model: {card.name} (sha256 {card.sha256[:12]}){score}. See `fer-mine model-info`."
+    return f"Default model: {card['name']} (sha256 {card['sha256'][:12]}){score}. See `fer-mine model-info`."
 
 
 @click.group(
@@ -242,7 +241,7 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     """Accuracy, macro and per-class precision/recall/F1, and a confusion matrix (paper's Table 4)."""
     from fer_mine.amacnn.datasets import load_split, read_dataset
     from fer_mine.amacnn.metrics import plot_confusion
-    from fer_mine.amacnn.train import _summary, evaluate_loaded, pick_device
+    from fer_mine.amacnn.train import evaluate_loaded, pick_device, summarize_metrics
     from fer_mine.amacnn.weights import load_model as load
     from fer_mine.amacnn.weights import read_card, write_card
 
@@ -266,7 +265,7 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_confusion(metrics, folder / "confusion.png", f"{card.name} on {dataset}/{split}")
     if record:
-        card.metrics[f"{dataset}/{split}" + ("+tta" if tta else "")] = _summary(metrics)
+        card.metrics[f"{dataset}/{split}" + ("+tta" if tta else "")] = summarize_metrics(metrics)
         card_path = read_card(model_path)[1].with_name("model.json")
         write_card(card, card_path)
     if as_json:
@@ -304,8 +303,9 @@ def _print_table4(metrics: dict, title: str) -> None:
 @MODEL_OPTION
 def model_info(model_path) -> None:
     """The network presets (parameters, MACs per image) and the model fer-mine runs."""
+    from fer_mine.amacnn.catalog import DEFAULT_MODEL_NAME, shipped_models
     from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
-    from fer_mine.amacnn.weights import DEFAULT_MODEL_NAME, read_card, shipped_models
+    from fer_mine.amacnn.weights import read_card
 
     table = Table("preset", "input", "params", "MMAC/image", "notes", title="AMACNN presets")
     for preset in PRESETS.values():
@@ -557,6 +557,8 @@ def _print_results(results, fmt: str) -> None:
 
 
 def _filter_options(command):
+    from fer_mine.report_render import FORMATS
+
     for option in reversed(
         [
             click.option(
@@ -576,7 +578,7 @@ def _filter_options(command):
             click.option(
                 "--format",
                 "fmt",
-                type=click.Choice(["table", "csv", "json", "markdown"]),
+                type=click.Choice(FORMATS),
                 default="table",
                 show_default=True,
             ),

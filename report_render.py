@@ -10,8 +10,6 @@ import io
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 from rich.table import Table
 
 from fer_mine.labels import CONTEMPT, EMOTIONS
@@ -100,6 +98,7 @@ def _emotion_columns(result: Result, skip: set[str]) -> list[str]:
 def chart(result: Result) -> str | None:
     """A chart for the report where a picture says it better than the table; None otherwise."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,13 +179,18 @@ def chart(result: Result) -> str | None:
 
 
 def _placeholder(size: int = 96) -> str:
+    import cv2
+    import numpy as np
+
     image = np.full((size, size, 3), 235, np.uint8)
     cv2.line(image, (0, 0), (size, size), (180, 180, 180), 2)
     cv2.line(image, (size, 0), (0, size), (180, 180, 180), 2)
     return _jpeg(image)
 
 
-def _jpeg(image: np.ndarray) -> str:
+def _jpeg(image) -> str:
+    import cv2
+
     _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode()
 
@@ -195,6 +199,8 @@ def thumbnail(
     uri: str, box: tuple[int, int, int, int], size: int = 96, cache: dict | None = None
 ) -> tuple[str, bool]:
     """The face cut from its original image, or a placeholder if the image moved since the run."""
+    import cv2
+
     from fer_mine.pipeline.detect import Face, crop_face
     from fer_mine.pipeline.images import FoundFile, ImageError, decode, read_bytes
 

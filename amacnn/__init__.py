@@ -1,5 +1,5 @@
-"""The AMACNN network, its loss, weights I/O, training and evaluation."""
+"""The AMACNN network, its loss, datasets, weights and model cards, training and evaluation.
 
-from fer_mine.amacnn.model import AMACNN, PRESETS, AMACNNConfig, build_model
-
-__all__ = ["AMACNN", "PRESETS", "AMACNNConfig", "build_model"]
+Import the submodules (model, weights, train, ...); this package imports nothing heavy
+so that `fer-mine --help` starts fast.
+"""

@@ -75,12 +75,6 @@ class Split:
             [self.pixels[i] for i in indices],
         )
 
-    def extend(self, other: Split) -> None:
-        self.ids += other.ids
-        self.labels += other.labels
-        self.paths += other.paths
-        self.pixels += other.pixels
-
 
 @dataclass
 class Dataset:

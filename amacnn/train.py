@@ -412,7 +412,7 @@ def finish(output, data: PreparedData, options, history, elapsed, device, log) -
     }
     for key, split in data.tests.items():
         metrics = evaluate_loaded(model, split, card.preprocess, card.labels, options.tta)
-        card.metrics[key] = _summary(metrics)
+        card.metrics[key] = summarize_metrics(metrics)
         plot_confusion(metrics, output / f"confusion-{key.replace('/', '-')}.png", f"{card.name} on {key}")
         log(f"{key}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
     write_card(card, output / "model.json")
@@ -421,11 +421,11 @@ def finish(output, data: PreparedData, options, history, elapsed, device, log) -
     return card
 
 
-def _summary(metrics: dict) -> dict:
+def summarize_metrics(metrics: dict) -> dict:
     """What a model card keeps of an evaluation: headline figures and per-class recall."""
     keep = ("images", "accuracy", "macro_precision", "macro_recall", "macro_f1")
     summary = {k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k] for k in keep}
     summary["recall"] = {k: round(v["recall"], 4) for k, v in metrics["per_class"].items()}
     for name, sub in metrics.get("subsets", {}).items():
-        summary[name] = _summary(sub)
+        summary[name] = summarize_metrics(sub)
     return summary

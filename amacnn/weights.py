@@ -10,23 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig
 from fer_mine.errors import FerMineError
 from fer_mine.transforms.preprocess import Preprocess
 
 CARD_FORMAT = "fer-mine/model-card/v1"
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "model.json"
-# Models shipped as package data, one folder each under amacnn/weights/; `--model NAME`
-# picks one, and this one runs when no --model is given.
-DEFAULT_MODEL_NAME = "amacnn-fer2013"
 
 
 @dataclass
@@ -93,29 +89,6 @@ def save_model(model: AMACNN, card: ModelCard, folder: Path) -> ModelCard:
 
 def write_card(card: ModelCard, path: Path) -> None:
     path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
-
-
-def shipped_model_dir(name: str = DEFAULT_MODEL_NAME) -> Path:
-    return Path(str(resources.files("fer_mine.amacnn") / "weights" / name))
-
-
-def shipped_models() -> list[str]:
-    root = Path(str(resources.files("fer_mine.amacnn") / "weights"))
-    return sorted(p.name for p in root.iterdir() if (p / CARD_FILE).is_file())
-
-
-def resolve_model(model: str | Path | None) -> Path:
-    """A model folder, card or weights file, or the name of a shipped model (None = default)."""
-    if model is None:
-        return shipped_model_dir()
-    path = Path(model)
-    if path.exists():
-        return path
-    if str(model) in shipped_models():
-        return shipped_model_dir(str(model))
-    raise FerMineError(
-        f"model {model} not found: give a model folder or one of {', '.join(shipped_models())}"
-    )
 
 
 def read_card(model_path: str | Path | None) -> tuple[ModelCard, Path]:

@@ -17,9 +17,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from fer_mine.amacnn.catalog import shipped_models
 from fer_mine.amacnn.datasets import load_split, read_dataset
 from fer_mine.amacnn.train import evaluate_loaded
-from fer_mine.amacnn.weights import load_model, shipped_models
+from fer_mine.amacnn.weights import load_model
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -78,4 +78,3 @@ ERRORS = pa.schema(
 )
 
 SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS}
-PROBABILITY_COLUMNS = [f"p_{label}" for label in EMOTIONS]

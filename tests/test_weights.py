@@ -8,7 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fer_mine.amacnn.weights import CARD_FILE, load_model, sha256_of, shipped_model_dir
+from fer_mine.amacnn.catalog import CARD_FILE, shipped_model_dir
+from fer_mine.amacnn.weights import load_model, sha256_of
 from fer_mine.cli import main
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS

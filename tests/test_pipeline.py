@@ -295,3 +295,38 @@ def test_portable_runner_with_external_workers_gives_the_same_records(
     key = lambda r: (r["path"], r["face_index"], r["emotion"], r["box_x"], r["box_y"])  # noqa: E731
     assert sorted(map(key, table(out, "faces"))) == sorted(map(key, table(mined, "faces")))
     assert len(table(out, "images")) == len(table(mined, "images"))
+
+
+def test_a_real_kill_mid_run_then_rerun_gives_one_record_per_face(archive, mined, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fer_mine.cli",
+        "run",
+        "--quiet",
+        "--input",
+        str(archive[0]),
+        "--output",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / ".staging").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the pipeline proper
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert table(out, "faces") == [] or len(table(out, "images")) == len(table(mined, "images"))
+    rerun = run_cli("--input", str(archive[0]), "--output", str(out))
+    assert rerun.exit_code == 0, rerun.output
+    key = lambda r: (r["path"], r["face_index"])  # noqa: E731
+    assert sorted(map(key, table(out, "faces"))) == sorted(map(key, table(mined, "faces")))
+    assert sorted(r["path"] for r in table(out, "images")) == sorted(
+        r["path"] for r in table(mined, "images")
+    )

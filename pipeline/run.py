@@ -57,6 +57,7 @@ class RunSettings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     aligned: bool = False  # every image is one already-cropped face
     margin: float = 0.1  # crop margin around the detector box, per side
+    tta: bool = True  # average with the mirrored face (see pipeline/inference.py)
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
     workers: int = 1
@@ -171,7 +172,9 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
         DetectAndCropFaces(card, settings, plan.run_id)
     ).with_outputs("images", "errors", main="crops")
-    handler = KeyedModelHandler(AMACNNModelHandler(settings.model_path, settings.batch_size, settings.device))
+    handler = KeyedModelHandler(
+        AMACNNModelHandler(settings.model_path, settings.batch_size, settings.device, settings.tta)
+    )
     faces = (
         detected.crops
         | "PyTorchRunInference" >> RunInference(handler)

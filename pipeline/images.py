@@ -49,7 +49,7 @@ class DecodedImage:
 
 
 def printable(path: str) -> str:
-    """File names that are not valid UTF-8 (surrogate-escaped by Python) made storable."""
+    """Paths that are not valid UTF-8 (surrogate-escaped by Python) made storable; others unchanged."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 

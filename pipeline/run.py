@@ -37,6 +37,7 @@ from fer_mine.pipeline.images import (
     ImageError,
     decode,
     find_images,
+    printable,
     read_bytes,
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
@@ -81,13 +82,9 @@ def _now() -> datetime:
 
 def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) -> dict:
     PROGRESS["errors"] += 1
-    return {"run_id": run_id, "path": file.path, "uri": _storable(file.uri), "folder": file.folder,
+    return {"run_id": run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder,
             "stage": error.stage, "kind": error.kind, "message": str(error),
             "model_sha256": model_sha, "processed_at": _now()}  # fmt: skip
-
-
-def _storable(uri: str) -> str:
-    return os.fsencode(uri).decode("utf-8", "backslashreplace") if "://" not in uri else uri
 
 
 class ReadAndDecode(beam.DoFn):
@@ -130,7 +127,7 @@ class DetectAndCropFaces(beam.DoFn):
             yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
-        base = {"run_id": self.run_id, "path": file.path, "uri": _storable(file.uri), "folder": file.folder}
+        base = {"run_id": self.run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder}
         PROGRESS["images"] += 1
         PROGRESS["faces"] += len(faces)
         yield beam.pvalue.TaggedOutput("images", {
@@ -230,7 +227,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
     clean_uncommitted(output)
     found = [f for root in settings.inputs for f in find_images(root)]
     done = recorded_uris(output, card.sha256)
-    todo = [f for f in found if _storable(f.uri) not in done]
+    todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     return RunPlan(run_id, card, found, todo, output / STAGING / run_id)
 

@@ -221,7 +221,7 @@ def thumbnail(
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;padding:0 1.5rem;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} .meta{color:#666;margin-bottom:2rem}
 section{margin:2.5rem 0;border-top:1px solid #ddd;padding-top:1rem}
 table{border-collapse:collapse;font-size:13px;margin:.5rem 0} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}

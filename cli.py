@@ -485,9 +485,14 @@ def run(
             f"{'none (aligned)' if aligned else detector}, runner {runner}"
             f"{f' x{workers} workers' if workers > 1 else ''}"
         )
+        others = (
+            f" ({len(plan.other_files)} other files are not images and stay aside)"
+            if plan.other_files
+            else ""
+        )
         console.print(
             f"found {len(plan.found)} image files, {len(plan.found) - len(plan.todo)} already recorded, "
-            f"{len(plan.todo)} to process"
+            f"{len(plan.todo)} to process{others}"
         )
     done = threading.Event()
     result: dict = {}

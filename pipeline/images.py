@@ -53,8 +53,12 @@ def printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def find_images(root: str) -> list[FoundFile]:
-    """Every file under `root` with an image extension (any case), sorted; gs:// etc. via Beam."""
+def find_images(root: str, others: list[str] | None = None) -> list[FoundFile]:
+    """Every file under `root` with an image extension (any case), sorted; gs:// etc. via Beam.
+
+    Files with other extensions (sidecars, videos, notes) are not images to mine; their
+    paths go into `others` when given, so the caller can say how many were left aside.
+    """
     is_local = "://" not in root
     base = os.path.abspath(root) if is_local else root.rstrip("/")
     found = []
@@ -63,14 +67,19 @@ def find_images(root: str) -> list[FoundFile]:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in filenames + [d for d in dirnames if d.lower().endswith(IMAGE_EXTENSIONS)]:
+                full = os.path.join(dirpath, name)
+                rel = printable(os.path.relpath(full, base).replace(os.sep, "/"))
                 if name.lower().endswith(IMAGE_EXTENSIONS):
-                    full = os.path.join(dirpath, name)
-                    rel = os.path.relpath(full, base).replace(os.sep, "/")
-                    found.append(FoundFile(full, base, printable(rel)))
+                    found.append(FoundFile(full, base, rel))
+                elif others is not None:
+                    others.append(rel)
     else:
         for match in FileSystems.match([f"{base}/**"])[0].metadata_list:
+            rel = match.path[len(base) + 1 :]
             if match.path.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(FoundFile(match.path, base, match.path[len(base) + 1 :]))
+                found.append(FoundFile(match.path, base, rel))
+            elif others is not None:
+                others.append(rel)
     return sorted(found, key=lambda f: f.path)
 
 

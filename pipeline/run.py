@@ -74,6 +74,7 @@ class RunPlan:
     found: list[FoundFile]
     todo: list[FoundFile]
     staging: Path
+    other_files: list[str]  # not image files: left aside, counted in the summary
 
 
 def _now() -> datetime:
@@ -225,11 +226,12 @@ def plan_run(settings: RunSettings) -> RunPlan:
         for table in TABLES:
             shutil.rmtree(output / table, ignore_errors=True)
     clean_uncommitted(output)
-    found = [f for root in settings.inputs for f in find_images(root)]
+    other_files: list[str] = []
+    found = [f for root in settings.inputs for f in find_images(root, other_files)]
     done = recorded_uris(output, card.sha256)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    return RunPlan(run_id, card, found, todo, output / STAGING / run_id)
+    return RunPlan(run_id, card, found, todo, output / STAGING / run_id, other_files)
 
 
 def pipeline_options(settings: RunSettings) -> PipelineOptions:

@@ -218,6 +218,7 @@ def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
     assert errors == {k: v for k, v in expected.items() if v}
     assert images == {k for k, v in expected.items() if not v}
     assert "notes.txt" not in errors and "notes.txt" not in images
+    assert "1 other files are not images" in " ".join(result.output.split())  # said, not lost
     strict = run_cli(
         "--input", str(root), "--output", str(tmp_path / "o2"), "--max-pixels", "5000000", "--strict"
     )

@@ -45,8 +45,11 @@ def _shipped_model_line() -> str:
     card = default_card_json()
     if card is None:
         return "No shipped model found: pass --model."
-    private = card.get("metrics", {}).get("fer2013/test", {}).get("PrivateTest", {}).get("accuracy")
+    metrics = card.get("metrics", {})
+    private = metrics.get("fer2013/test", {}).get("PrivateTest", {}).get("accuracy")
+    with_tta = metrics.get("fer2013/test+tta", {}).get("PrivateTest", {}).get("accuracy")
     score = f", FER-2013 PrivateTest accuracy {private:.1%}" if private else ""
+    score += f" ({with_tta:.1%} with the flip TTA `run` uses)" if with_tta else ""
     return f"Default model: {card['name']} (sha256 {card['sha256'][:12]}){score}. See `fer-mine model-info`."
 
 

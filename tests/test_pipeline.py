@@ -131,16 +131,26 @@ def test_a_killed_run_leaves_nothing_visible_and_the_next_completes_it(archive, 
     assert sorted(map(key, faces)) == sorted(map(key, reference))
 
 
+def same_records(left: list[dict], right: list[dict]) -> None:
+    """Equal rows, up to run id, time, and float noise (batches differ between runners)."""
+    order = lambda rows: sorted(rows, key=lambda r: (r["path"], r.get("face_index", 0)))  # noqa: E731
+    left, right = order(left), order(right)
+    assert len(left) == len(right)
+    for a, b in zip(left, right, strict=True):
+        for column in a:
+            if column in ("run_id", "processed_at"):
+                continue
+            if isinstance(a[column], float):
+                assert a[column] == pytest.approx(b[column], abs=1e-4), column
+            else:
+                assert a[column] == b[column], column
+
+
 def test_two_workers_give_the_same_records(archive, mined, tmp_path):
     result = run_cli("--input", str(archive[0]), "--output", str(tmp_path / "w2"), "--workers", "2")
     assert result.exit_code == 0, result.output
-    drop = {"run_id", "processed_at"}
-    strip = lambda rows: sorted(  # noqa: E731
-        tuple((k, round(v, 5) if isinstance(v, float) else v) for k, v in r.items() if k not in drop)
-        for r in rows
-    )
     for name in ("faces", "images"):
-        assert strip(table(tmp_path / "w2", name)) == strip(table(mined, name))
+        same_records(table(tmp_path / "w2", name), table(mined, name))
 
 
 def test_aligned_mode_treats_each_image_as_one_face(tmp_path):
@@ -293,9 +303,8 @@ def test_portable_runner_with_external_workers_gives_the_same_records(
                      f"--job_endpoint=localhost:{job}", "--environment_type=EXTERNAL",
                      f"--environment_config=localhost:{pool}")  # fmt: skip
     assert result.exit_code == 0, result.output
-    key = lambda r: (r["path"], r["face_index"], r["emotion"], r["box_x"], r["box_y"])  # noqa: E731
-    assert sorted(map(key, table(out, "faces"))) == sorted(map(key, table(mined, "faces")))
-    assert len(table(out, "images")) == len(table(mined, "images"))
+    for name in ("faces", "images"):
+        same_records(table(out, name), table(mined, name))
 
 
 def test_a_real_kill_mid_run_then_rerun_gives_one_record_per_face(archive, mined, tmp_path):

@@ -11,6 +11,22 @@ from fer_mine.cli import main
 TRAIN = ["train", "--preset", "tiny", "--batch-size", "16", "--threads", "1", "--seed", "1"]
 
 
+def train_cli(root, out, epochs: int, *extra: str):
+    """`fer-mine train` on the synthetic dataset, tiny preset, as a user would call it."""
+    args = [
+        *TRAIN,
+        "--data-root",
+        str(root),
+        "--datasets",
+        "synth",
+        "--epochs",
+        str(epochs),
+        "--output",
+        str(out),
+    ]
+    return CliRunner().invoke(main, [*args, *extra])
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from conftest import write_class_tree
@@ -19,9 +35,7 @@ def trained(tmp_path_factory):
     write_class_tree(root / "synth" / "train", per_class=12, seed=1)
     write_class_tree(root / "synth" / "test", per_class=4, seed=2)
     out = root.parent / "run"
-    result = CliRunner().invoke(
-        main, [*TRAIN, "--data-root", str(root), "--datasets", "synth", "--epochs", "2", "--output", str(out)]
-    )
+    result = train_cli(root, out, 2)
     assert result.exit_code == 0, result.output
     return root, out, result
 
@@ -51,21 +65,7 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     root, out, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    result = CliRunner().invoke(
-        main,
-        [
-            *TRAIN,
-            "--data-root",
-            str(root),
-            "--datasets",
-            "synth",
-            "--epochs",
-            "3",
-            "--output",
-            str(copy),
-            "--resume",
-        ],
-    )
+    result = train_cli(root, copy, 3, "--resume")
     assert result.exit_code == 0, result.output
     assert "resuming after epoch 2" in result.output
     history = (copy / "history.csv").read_text().splitlines()
@@ -75,20 +75,7 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
 
 def test_same_seed_gives_the_same_run(trained, tmp_path):
     root, out, _ = trained
-    result = CliRunner().invoke(
-        main,
-        [
-            *TRAIN,
-            "--data-root",
-            str(root),
-            "--datasets",
-            "synth",
-            "--epochs",
-            "2",
-            "--output",
-            str(tmp_path / "again"),
-        ],
-    )
+    result = train_cli(root, tmp_path / "again", 2)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "again" / "history.csv").read_text().split("\n")[1].split(",")[:5] == (
         out / "history.csv"

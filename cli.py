@@ -242,6 +242,7 @@ def _print_card_metrics(metrics: dict) -> None:
 @click.option("--device", help="torch device (default: cuda when available, else cpu).")
 def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record, threads, device) -> None:
     """Accuracy, macro and per-class precision/recall/F1, and a confusion matrix (paper's Table 4)."""
+    from fer_mine.amacnn.catalog import CARD_FILE
     from fer_mine.amacnn.datasets import load_split, read_dataset
     from fer_mine.amacnn.metrics import plot_confusion
     from fer_mine.amacnn.train import evaluate_loaded, pick_device, summarize_metrics
@@ -269,7 +270,7 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     plot_confusion(metrics, folder / "confusion.png", f"{card.name} on {dataset}/{split}")
     if record:
         card.metrics[f"{dataset}/{split}" + ("+tta" if tta else "")] = summarize_metrics(metrics)
-        card_path = read_card(model_path)[1].with_name("model.json")
+        card_path = read_card(model_path)[1].with_name(CARD_FILE)
         write_card(card, card_path)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))

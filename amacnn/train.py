@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer_mine.amacnn.catalog import CARD_FILE
 from fer_mine.amacnn.datasets import (
     Dataset,
     LoadedSplit,
@@ -415,7 +416,7 @@ def finish(output, data: PreparedData, options, history, elapsed, device, log) -
         card.metrics[key] = summarize_metrics(metrics)
         plot_confusion(metrics, output / f"confusion-{key.replace('/', '-')}.png", f"{card.name} on {key}")
         log(f"{key}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}")
-    write_card(card, output / "model.json")
+    write_card(card, output / CARD_FILE)
     if history:
         plot_history(history, output / "training-curves.png", f"{card.name} ({options.preset})")
     return card

@@ -17,15 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.scenes import compose
-from fer_mine.pipeline.detect import DetectorSettings, FaceDetector
+from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, iou
 
 WIDTHS = (16, 24, 32, 48, 64, 96, 160, 256)
-
-
-def iou(a, b) -> float:
-    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 
 
 def evaluate(detector: FaceDetector, scenes) -> tuple[dict, float]:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -45,7 +46,7 @@ def stage_rates(folder: Path, sizes: tuple[int, ...]) -> dict[str, tuple[float, 
     crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, 0.1)) for img, fs in faces for f in fs]
     n_faces = len(crops)
     start = time.perf_counter()
-    tensor = card.preprocess.to_tensor(__import__("numpy").stack(crops)) if crops else None
+    tensor = card.preprocess.to_tensor(np.stack(crops)) if crops else None
     with torch.inference_mode():
         for i in range(0, n_faces, 64):
             model(tensor[i : i + 64]).softmax(1)

@@ -145,17 +145,30 @@ class FaceDetector:
         return faces
 
 
-def _suppress_overlaps(faces: list[Face], iou: float = 0.4, contained: float = 0.6) -> list[Face]:
+def intersection(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    """Overlap area of two (x, y, w, h) boxes."""
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    inter = intersection(a, b)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _suppress_overlaps(faces: list[Face], max_iou: float = 0.4, contained: float = 0.6) -> list[Face]:
     """Keep the best-scoring box of each face: drop boxes overlapping a better one (IoU), and
     boxes mostly inside a better one (a high-resolution pass can box parts of a big face)."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
-        area = face.w * face.h
+        box = (face.x, face.y, face.w, face.h)
         for other in kept:
-            w = max(0, min(face.x + face.w, other.x + other.w) - max(face.x, other.x))
-            h = max(0, min(face.y + face.h, other.y + other.h) - max(face.y, other.y))
-            inter = w * h
-            if inter / (area + other.w * other.h - inter) > iou or inter / max(1, area) > contained:
+            other_box = (other.x, other.y, other.w, other.h)
+            if (
+                iou(box, other_box) > max_iou
+                or intersection(box, other_box) / max(1, face.w * face.h) > contained
+            ):
                 break
         else:
             kept.append(face)

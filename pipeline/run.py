@@ -81,10 +81,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _file_columns(file: FoundFile, run_id: str) -> dict:
+    """The columns every table shares (schema._COMMON): which run, and where the file is."""
+    return {"run_id": run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder}
+
+
 def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) -> dict:
     PROGRESS["errors"] += 1
-    return {"run_id": run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder,
-            "stage": error.stage, "kind": error.kind, "message": str(error),
+    return {**_file_columns(file, run_id), "stage": error.stage, "kind": error.kind, "message": str(error),
             "model_sha256": model_sha, "processed_at": _now()}  # fmt: skip
 
 
@@ -128,7 +132,7 @@ class DetectAndCropFaces(beam.DoFn):
             yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
-        base = {"run_id": self.run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder}
+        base = _file_columns(file, self.run_id)
         PROGRESS["images"] += 1
         PROGRESS["faces"] += len(faces)
         yield beam.pvalue.TaggedOutput("images", {

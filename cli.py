@@ -144,7 +144,16 @@ def _threads(threads: int | None) -> None:
 @click.option("--tta/--no-tta", default=False, help="Flip test-time augmentation in the final evaluation.")
 @click.option("--keep-contempt", is_flag=True, help="FER+: keep contempt as an 8th class.")
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of initial weights and batch order."
+)
+@click.option(
+    "--split-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the validation split; keep it fixed across models you will ensemble.",
+)
 @click.option("--threads", type=click.IntRange(1), help="CPU threads (default: all cores).")
 @click.option("--time-limit", type=click.FloatRange(0), default=0.0, help="Stop after this many minutes.")
 @click.option("--device", help="torch device (default: cuda when available, else cpu).")
@@ -177,7 +186,7 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
 
     _threads(threads)
     root = _data_root(data_root)
-    datasets, notes = resolve_datasets(root, dataset_names, recipe["seed"], recipe["keep_contempt"])
+    datasets, notes = resolve_datasets(root, dataset_names, recipe["split_seed"], recipe["keep_contempt"])
     for note in notes:
         console.print(note)
     options = TrainOptions(**recipe, time_limit_min=time_limit, datasets=[d.name for d in datasets])
@@ -285,6 +294,60 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     console.print(f"metrics and confusion matrix written to {folder}/")
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--name", required=True, help="Name of the ensemble model in its card.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the ensemble's weights, card and confusion PNGs.",
+)
+@click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
+@click.option("--threads", type=click.IntRange(1))
+def ensemble(models, name, output, data_root, threads) -> None:
+    """Combine trained MODELS (folders or shipped names) into one model that averages their
+    probabilities, and compare it with each member on the shared validation split and the tests.
+
+    Members must have been trained with the same --split-seed and datasets, so the validation
+    figures, the only ones to choose by, stay clean.
+    """
+    from fer_mine.amacnn.catalog import CARD_FILE
+    from fer_mine.amacnn.ensemble import combine, score_on, validation_data
+    from fer_mine.amacnn.metrics import plot_confusion
+    from fer_mine.amacnn.train import summarize_metrics
+    from fer_mine.amacnn.weights import load_model as load
+    from fer_mine.amacnn.weights import write_card
+
+    _threads(threads)
+    root = _data_root(data_root)
+    combined, card = combine(list(models), name, output, log=console.print)
+    with console.status("decoding the validation and test splits"):
+        data = validation_data(card, root, log=console.print)
+    members = {c.name + f" ({c.sha256[:8]})": m for m, c in (load(path) for path in models)}
+    with console.status(f"evaluating {len(members)} members and the ensemble"):
+        scores = score_on({**members, f"{name} (ensemble)": combined}, data, card)
+    any_scores = next(iter(scores.values()))
+    columns = [(key, None) for key in any_scores] + [
+        (key, sub) for key in data.tests for sub in any_scores[key].get("subsets", {})
+    ]
+    table = Table("model", *(f"{k} [{s}]" if s else k for k, s in columns), title="accuracy (choose by val)")
+    for model_name, per_split in scores.items():
+        cells = [per_split[k]["subsets"][s] if s else per_split[k] for k, s in columns]
+        table.add_row(model_name, *(f"{c['accuracy']:.2%}" for c in cells))
+    out.print(table)
+    ours = scores[f"{name} (ensemble)"], scores[f"{name} (ensemble) +flip"]
+    card.training["images"] = data.counts
+    card.training["best_val_accuracy"] = round(ours[0]["val"]["accuracy"], 4)
+    card.training["val_accuracy_with_flip"] = round(ours[1]["val"]["accuracy"], 4)
+    for key in data.tests:
+        card.metrics[key] = summarize_metrics(ours[0][key])
+        card.metrics[key + "+tta"] = summarize_metrics(ours[1][key])
+        plot_confusion(ours[0][key], output / f"confusion-{key.replace('/', '-')}.png", f"{name} on {key}")
+    write_card(card, output / CARD_FILE)
+    console.print(f"model written to {output} (sha256 {card.sha256[:12]})")
+
+
 def _print_table4(metrics: dict, title: str) -> None:
     table = Table("class", "precision", "recall", "F1", "support", title=title)
     for label, row in metrics["per_class"].items():
@@ -333,6 +396,9 @@ def model_info(model_path) -> None:
             f"labels {', '.join(card.labels)}\n  trained on {', '.join(trained.get('datasets', []))} "
             f"({trained.get('epochs_run', '?')} epochs, {trained.get('hardware', '?')}); {weights}"
         )
+        if card.members > 1:
+            parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
+            out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
         _print_card_metrics(card.metrics)
 
 

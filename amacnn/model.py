@@ -174,6 +174,25 @@ class AMACNN(nn.Module):
         return self.forward_with_attention(x)[0]
 
 
+class AMACNNEnsemble(nn.Module):
+    """Several AMACNNs of one config whose class probabilities are averaged.
+
+    `forward` returns log mean probabilities, so softmax of its output is the mean of the
+    members' softmax: everything that takes a single AMACNN's logits takes an ensemble too.
+    """
+
+    def __init__(self, config: AMACNNConfig, members: int) -> None:
+        super().__init__()
+        if members < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.config = config
+        self.members = nn.ModuleList(AMACNN(config) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.stack([member(x).softmax(dim=1) for member in self.members]).mean(dim=0)
+        return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
+
+
 def build_model(preset: str | AMACNNConfig = "cpu", **overrides: object) -> AMACNN:
     """Build an AMACNN from a preset name or a config, with optional field overrides."""
     if isinstance(preset, AMACNNConfig):

@@ -51,7 +51,8 @@ class TrainOptions:
     weight_decay: float = 1e-4
     patience: int = 10  # early stopping: epochs without a better validation accuracy
     val_fraction: float = 0.1  # carved from training data, stratified
-    seed: int = 0
+    seed: int = 0  # initial weights, batch order, augmentation
+    split_seed: int = 0  # validation split: fixed apart from `seed`, so ensemble members share it
     ce_weight: float = 1.0
     focal_weight: float = 1.0
     label_smoothing: float = 0.0
@@ -134,7 +135,7 @@ def prepare_data(
         notes.append(f"dropped {len(train.ids) - len(clean)} training images identical to a test image")
         train = _take(train, clean)
     label_names = [labels[i] for i in train.labels]
-    keep, held = stratified_split(label_names, options.val_fraction, options.seed)
+    keep, held = stratified_split(label_names, options.val_fraction, options.split_seed)
     counts = {"train": len(keep), "val": len(held)} | {k: len(v.ids) for k, v in tests.items()}
     for note in notes:
         log(note)

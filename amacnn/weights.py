@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.model import AMACNN, AMACNNConfig
+from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble
 from fer_mine.errors import FerMineError
 from fer_mine.transforms.preprocess import Preprocess
 
@@ -34,6 +34,7 @@ class ModelCard:
     sha256: str = ""
     weights_file: str = WEIGHTS_FILE
     preset: str = ""
+    members: int = 1  # more than one: an ensemble of that many AMACNNs, probabilities averaged
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
@@ -42,6 +43,7 @@ class ModelCard:
             "format": CARD_FORMAT,
             "name": self.name,
             "preset": self.preset,
+            "members": self.members,
             "weights_file": self.weights_file,
             "sha256": self.sha256,
             "labels": list(self.labels),
@@ -63,6 +65,7 @@ class ModelCard:
             sha256=data["sha256"],
             weights_file=data.get("weights_file", WEIGHTS_FILE),
             preset=data.get("preset", ""),
+            members=int(data.get("members", 1)),
             training=data.get("training", {}),
             metrics=data.get("metrics", {}),
         )
@@ -76,7 +79,12 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(model: AMACNN, card: ModelCard, folder: Path) -> ModelCard:
+def build_from_card(card: ModelCard) -> AMACNN | AMACNNEnsemble:
+    """The untrained network a card describes: one AMACNN, or an ensemble of them."""
+    return AMACNN(card.config) if card.members == 1 else AMACNNEnsemble(card.config, card.members)
+
+
+def save_model(model: AMACNN | AMACNNEnsemble, card: ModelCard, folder: Path) -> ModelCard:
     """Write weights and card into `folder`; returns the card with its sha256 filled in."""
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / card.weights_file
@@ -109,7 +117,9 @@ def read_card(model_path: str | Path | None) -> tuple[ModelCard, Path]:
     return card, card_path.parent / card.weights_file
 
 
-def load_model(model_path: str | Path | None = None, device: str = "cpu") -> tuple[AMACNN, ModelCard]:
+def load_model(
+    model_path: str | Path | None = None, device: str = "cpu"
+) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
     """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
     card, weights_path = read_card(model_path)
     if not weights_path.is_file():
@@ -122,9 +132,9 @@ def load_model(model_path: str | Path | None = None, device: str = "cpu") -> tup
         )
     try:
         state = load_file(str(weights_path))
-        model = AMACNN(card.config)
+        model = build_from_card(card)
         model.load_state_dict(state)
-    except (SafetensorError, RuntimeError, OSError) as exc:
+    except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
     model.eval().to(device=device, memory_format=torch.channels_last)
     return model, card

@@ -216,6 +216,7 @@ def clean_uncommitted(output: Path) -> None:
 
 
 def plan_run(settings: RunSettings) -> RunPlan:
+    pipeline_options(settings)  # refuses unknown options before anything is read or written
     for root in settings.inputs:
         if "://" not in root and not os.path.isdir(root):
             raise FerMineError(f"input folder not found: {root}")
@@ -238,8 +239,26 @@ def plan_run(settings: RunSettings) -> RunPlan:
     return RunPlan(run_id, card, found, todo, output / STAGING / run_id, other_files)
 
 
+def _unknown_beam_args(args: list[str]) -> list[str]:
+    """Arguments no Beam pipeline option takes; Beam itself would drop them with a warning,
+    so a typo (`--thread 2`, `--flink-master`) would silently change nothing."""
+    # Beam's own parser, built the way PipelineOptions.get_all_options builds it
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+    return [a for a in parser.parse_known_args(args)[1] if a.startswith("-")]
+
+
 def pipeline_options(settings: RunSettings) -> PipelineOptions:
     args = [f"--runner={settings.runner}", *settings.beam_args]
+    unknown = _unknown_beam_args(args)
+    if unknown:
+        raise FerMineError(
+            f"unknown option {' '.join(unknown)}: neither fer-mine run nor Beam takes it "
+            "(see fer-mine run --help; Beam pipeline options go after --)"
+        )
     if settings.runner == "DirectRunner":
         mode = "multi_processing" if settings.workers > 1 else "in_memory"
         args += [f"--direct_num_workers={settings.workers}", f"--direct_running_mode={mode}"]

@@ -106,6 +106,66 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
     assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]
 
 
+def test_ensemble_averages_members_and_is_scored_on_their_shared_validation_split(trained, tmp_path):
+    import torch
+
+    from fer_mine.amacnn.weights import load_model
+
+    root, out, _ = trained
+    other = tmp_path / "seed2"
+    # another initialisation, same validation split: the way ensemble members are trained
+    assert train_cli(root, other, 2, "--seed", "2").exit_code == 0
+    ens = tmp_path / "ens"
+    args = [
+        "ensemble",
+        str(out),
+        str(other),
+        "--name",
+        "pair",
+        "--output",
+        str(ens),
+        "--data-root",
+        str(root),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "pair (ensemble) +flip" in result.output and "val" in result.output
+    card = json.loads((ens / "model.json").read_text())
+    assert card["members"] == 2
+    assert [m["name"] for m in card["training"]["ensemble_of"]] == ["amacnn", "amacnn"]
+    assert card["training"]["images"]["val"] == 7  # the members' own validation split
+    assert 0 <= card["metrics"]["synth/test+tta"]["accuracy"] <= 1
+    pair, _ = load_model(ens)
+    (a, _), (b, _) = load_model(out), load_model(other)
+    x = torch.randn(5, 1, 32, 32)
+    with torch.no_grad():
+        expected = (a(x).softmax(1) + b(x).softmax(1)) / 2
+        assert torch.allclose(pair(x).softmax(1), expected, atol=1e-5)
+        assert not torch.allclose(a(x).softmax(1), b(x).softmax(1), atol=1e-3)
+    info = CliRunner().invoke(main, ["model-info", "--model", str(ens)])
+    assert "an ensemble of 2 networks" in info.output
+
+
+def test_ensemble_refuses_members_validated_on_different_splits(trained, tmp_path):
+    root, out, _ = trained
+    other = tmp_path / "split3"
+    assert train_cli(root, other, 1, "--split-seed", "3").exit_code == 0
+    args = [
+        "ensemble",
+        str(out),
+        str(other),
+        "--name",
+        "x",
+        "--output",
+        str(tmp_path / "e"),
+        "--data-root",
+        str(root),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "validated on different splits" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -131,6 +191,8 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
             "has no 'valid' split",
         ),
         (["run"], "Missing option '--input'"),
+        # Beam would drop an option it does not know with a warning: a typo must not pass silently
+        (["run", "--input", "{root}", "--output", "{missing}", "--thread", "2"], "unknown option --thread"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, args, message):
@@ -157,5 +219,5 @@ def test_dataset_with_a_class_missing_is_refused(tmp_path):
 
 def test_help_lists_every_verb():
     result = CliRunner().invoke(main, ["--help"])
-    for verb in ("run", "train", "evaluate", "report", "query", "model-info"):
+    for verb in ("run", "train", "evaluate", "ensemble", "report", "query", "model-info"):
         assert verb in result.output

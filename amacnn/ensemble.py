@@ -1,0 +1,113 @@
+"""Combine trained AMACNNs into one ensemble model: one weights file, one card, averaged softmax.
+
+Members must share architecture, labels, preprocessing and the validation split they were
+selected on, so that the ensemble's validation figure is as clean as each member's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from fer_mine.amacnn.datasets import resolve_datasets
+from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
+from fer_mine.amacnn.train import PreparedData, TrainOptions, evaluate_loaded, prepare_data
+from fer_mine.amacnn.weights import ModelCard, load_model, save_model
+from fer_mine.errors import FerMineError
+
+
+def validation_split_of(card: ModelCard) -> dict:
+    """What fixes a model's validation split. Cards written before `split_seed` existed split
+    with `seed`."""
+    recipe = card.training.get("recipe", {})
+    if not recipe:
+        raise FerMineError(
+            f"model {card.name} has no training recipe in its card: its validation split is unknown"
+        )
+    return {
+        "datasets": sorted(card.training.get("datasets", [])),
+        "val_fraction": recipe.get("val_fraction"),
+        "split_seed": recipe.get("split_seed", recipe.get("seed")),
+        "keep_contempt": recipe.get("keep_contempt", False),
+    }
+
+
+def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
+    return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
+
+
+def combine(
+    model_paths: list[str], name: str, output: Path, log: Callable = print
+) -> tuple[AMACNNEnsemble, ModelCard]:
+    """Load each model (sha256-checked), check they fit together, write the ensemble to `output`."""
+    if len(model_paths) < 2:
+        raise FerMineError("an ensemble needs at least two models")
+    loaded = [load_model(path) for path in model_paths]
+    first = loaded[0][1]
+    split = validation_split_of(first)
+    for _, card in loaded[1:]:
+        if (card.config, card.labels, card.preprocess) != (first.config, first.labels, first.preprocess):
+            raise FerMineError(
+                f"{card.name} and {first.name} differ in architecture, labels or preprocessing"
+            )
+        if validation_split_of(card) != split:
+            raise FerMineError(
+                f"{card.name} and {first.name} were validated on different splits "
+                f"({validation_split_of(card)} vs {split}); train members with the same --split-seed"
+            )
+    members = [m for model, _ in loaded for m in _members(model)]
+    ensemble = AMACNNEnsemble(first.config, len(members))
+    with torch.no_grad():
+        for target, member in zip(ensemble.members, members, strict=True):
+            target.load_state_dict(member.state_dict())
+    card = ModelCard(
+        name=name,
+        config=first.config,
+        preprocess=first.preprocess,
+        labels=first.labels,
+        preset=first.preset,
+        members=len(members),
+        training={
+            "datasets": split["datasets"],
+            "recipe": {k: v for k, v in split.items() if k != "datasets"},
+            "ensemble_of": [
+                {"name": c.name, "sha256": c.sha256, "training": c.training, "metrics": c.metrics}
+                for _, c in loaded
+            ],
+            "epochs_run": sum(c.training.get("epochs_run", 0) for _, c in loaded),
+            "seconds": round(sum(c.training.get("seconds", 0.0) for _, c in loaded), 1),
+            "hardware": "; ".join(sorted({c.training.get("hardware", "?") for _, c in loaded})),
+        },
+    )
+    card = save_model(ensemble, card, output)
+    log(f"ensemble of {len(members)} written to {output} (sha256 {card.sha256[:12]})")
+    return ensemble.eval().to(memory_format=torch.channels_last), card
+
+
+def score_on(models: dict[str, torch.nn.Module], data: PreparedData, card: ModelCard) -> dict[str, dict]:
+    """Metrics of each model, without and with flip TTA, on validation and on every test split."""
+    scores: dict[str, dict] = {}
+    for name, model in models.items():
+        for tta in (False, True):
+            splits = {"val": data.val, **data.tests}
+            scores[name + (" +flip" if tta else "")] = {
+                key: evaluate_loaded(model, split, card.preprocess, card.labels, tta)
+                for key, split in splits.items()
+            }
+    return scores
+
+
+def validation_data(card: ModelCard, data_root: Path, log: Callable = print) -> PreparedData:
+    """The members' shared validation split and the test splits, rebuilt from the data root."""
+    split = validation_split_of(card)
+    datasets, _ = resolve_datasets(
+        data_root, ",".join(split["datasets"]), split["split_seed"], split["keep_contempt"]
+    )
+    options = TrainOptions(
+        val_fraction=split["val_fraction"],
+        split_seed=split["split_seed"],
+        keep_contempt=split["keep_contempt"],
+    )
+    return prepare_data(datasets, card.preprocess, options, log)

@@ -321,10 +321,11 @@ def ensemble(models, name, output, data_root, threads) -> None:
 
     _threads(threads)
     root = _data_root(data_root)
-    combined, card = combine(list(models), name, output, log=console.print)
+    loaded = [load(path) for path in models]
+    combined, card = combine(loaded, name, output, log=console.print)
     with console.status("decoding the validation and test splits"):
         data = validation_data(card, root, log=console.print)
-    members = {c.name + f" ({c.sha256[:8]})": m for m, c in (load(path) for path in models)}
+    members = {c.name + f" ({c.sha256[:8]})": m for m, c in loaded}
     with console.status(f"evaluating {len(members)} members and the ensemble"):
         scores = score_on({**members, f"{name} (ensemble)": combined}, data, card)
     any_scores = next(iter(scores.values()))

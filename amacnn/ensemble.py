@@ -14,7 +14,7 @@ import torch
 from fer_mine.amacnn.datasets import resolve_datasets
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
 from fer_mine.amacnn.train import PreparedData, TrainOptions, evaluate_loaded, prepare_data
-from fer_mine.amacnn.weights import ModelCard, load_model, save_model
+from fer_mine.amacnn.weights import ModelCard, save_model
 from fer_mine.errors import FerMineError
 
 
@@ -39,12 +39,11 @@ def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
 
 
 def combine(
-    model_paths: list[str], name: str, output: Path, log: Callable = print
+    loaded: list[tuple[AMACNN | AMACNNEnsemble, ModelCard]], name: str, output: Path, log: Callable = print
 ) -> tuple[AMACNNEnsemble, ModelCard]:
-    """Load each model (sha256-checked), check they fit together, write the ensemble to `output`."""
-    if len(model_paths) < 2:
+    """Check that loaded models (`load_model`: sha256-checked) fit together; write their ensemble."""
+    if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
-    loaded = [load_model(path) for path in model_paths]
     first = loaded[0][1]
     split = validation_split_of(first)
     for _, card in loaded[1:]:
@@ -89,9 +88,9 @@ def combine(
 def score_on(models: dict[str, torch.nn.Module], data: PreparedData, card: ModelCard) -> dict[str, dict]:
     """Metrics of each model, without and with flip TTA, on validation and on every test split."""
     scores: dict[str, dict] = {}
+    splits = {"val": data.val, **data.tests}
     for name, model in models.items():
         for tta in (False, True):
-            splits = {"val": data.val, **data.tests}
             scores[name + (" +flip" if tta else "")] = {
                 key: evaluate_loaded(model, split, card.preprocess, card.labels, tta)
                 for key, split in splits.items()

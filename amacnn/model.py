@@ -193,6 +193,15 @@ class AMACNNEnsemble(nn.Module):
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 
+def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Softmax of a normalized batch; `tta` averages in the mirrored images. The one definition
+    of the TTA that evaluation measures and `fer-mine run` uses."""
+    probabilities = model(batch).softmax(dim=1)
+    if tta:
+        probabilities = (probabilities + model(batch.flip(3)).softmax(dim=1)) / 2
+    return probabilities
+
+
 def build_model(preset: str | AMACNNConfig = "cpu", **overrides: object) -> AMACNN:
     """Build an AMACNN from a preset name or a config, with optional field overrides."""
     if isinstance(preset, AMACNNConfig):

@@ -29,7 +29,7 @@ from fer_mine.amacnn.datasets import (
 )
 from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
 from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
-from fer_mine.amacnn.model import AMACNN, PRESETS, build_model
+from fer_mine.amacnn.model import AMACNN, PRESETS, build_model, class_probabilities
 from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, EMOTIONS
@@ -160,10 +160,7 @@ def predict_proba(
     for start in range(0, len(images), batch_size):
         batch = preprocess.normalize(images[start : start + batch_size])
         batch = batch.contiguous(memory_format=torch.channels_last)
-        probs = model(batch).softmax(dim=1)
-        if tta:
-            probs = (probs + model(batch.flip(3)).softmax(dim=1)) / 2
-        outputs.append(probs.float())
+        outputs.append(class_probabilities(model, batch, tta).float())
     return torch.cat(outputs) if outputs else torch.zeros(0, model.config.num_classes)
 
 

@@ -10,7 +10,7 @@ import torch
 from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
-from fer_mine.amacnn.model import AMACNN
+from fer_mine.amacnn.model import AMACNN, class_probabilities
 from fer_mine.amacnn.weights import load_model, read_card
 
 
@@ -26,10 +26,7 @@ def softmax_inference_fn(
     mirrored face (chosen on FER-2013 validation data: +0.4 to +0.9 points accuracy, twice the model cost)."""
     with torch.inference_mode():
         images = torch.stack(list(batch)).to(device).contiguous(memory_format=torch.channels_last)
-        probabilities = model(images).softmax(dim=1)
-        if tta:
-            probabilities = (probabilities + model(images.flip(3)).softmax(dim=1)) / 2
-        probabilities = probabilities.float().cpu().numpy()
+        probabilities = class_probabilities(model, images, tta).float().cpu().numpy()
     # the crop itself is not carried on: only its probabilities are needed downstream
     return [PredictionResult(None, p, model_id) for p in probabilities]
 

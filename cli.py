@@ -304,8 +304,15 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     help="Folder for the ensemble's weights, card and confusion PNGs.",
 )
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
+@click.option(
+    "--half/--full",
+    default=True,
+    show_default=True,
+    help="Store the weights as float16 (half the file; loading casts back to float32, and the "
+    "figures printed are those of the rounded weights) or as float32.",
+)
 @click.option("--threads", type=click.IntRange(1))
-def ensemble(models, name, output, data_root, threads) -> None:
+def ensemble(models, name, output, data_root, half, threads) -> None:
     """Combine trained MODELS (folders or shipped names) into one model that averages their
     probabilities, and compare it with each member on the shared validation split and the tests.
 
@@ -322,7 +329,7 @@ def ensemble(models, name, output, data_root, threads) -> None:
     _threads(threads)
     root = _data_root(data_root)
     loaded = [load(path) for path in models]
-    combined, card = combine(loaded, name, output, log=console.print)
+    combined, card = combine(loaded, name, output, log=console.print, half=half)
     with console.status("decoding the validation and test splits"):
         data = validation_data(card, root, log=console.print)
     members = {c.name + f" ({c.sha256[:8]})": m for m, c in loaded}

@@ -9,11 +9,14 @@ import html
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from fer_mine.labels import CONTEMPT, EMOTIONS
-from fer_mine.reports import Result
+
+if TYPE_CHECKING:  # the CLI builds its options from FORMATS without loading DuckDB
+    from fer_mine.reports import Result
 
 FORMATS = ("table", "csv", "json", "markdown")
 # one color per emotion on every chart

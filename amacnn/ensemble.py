@@ -39,9 +39,15 @@ def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
 
 
 def combine(
-    loaded: list[tuple[AMACNN | AMACNNEnsemble, ModelCard]], name: str, output: Path, log: Callable = print
+    loaded: list[tuple[AMACNN | AMACNNEnsemble, ModelCard]],
+    name: str,
+    output: Path,
+    log: Callable = print,
+    half: bool = True,
 ) -> tuple[AMACNNEnsemble, ModelCard]:
-    """Check that loaded models (`load_model`: sha256-checked) fit together; write their ensemble."""
+    """Check that loaded models (`load_model`: sha256-checked) fit together; write their ensemble.
+    `half` stores it as float16 (half the file); the returned model carries the same rounded
+    weights, so what is scored here is what loads later."""
     if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
     first = loaded[0][1]
@@ -60,7 +66,10 @@ def combine(
     ensemble = AMACNNEnsemble(first.config, len(members))
     with torch.no_grad():
         for target, member in zip(ensemble.members, members, strict=True):
-            target.load_state_dict(member.state_dict())
+            state = member.state_dict()
+            if half:
+                state = {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
+            target.load_state_dict(state)
     card = ModelCard(
         name=name,
         config=first.config,
@@ -80,7 +89,9 @@ def combine(
             "hardware": "; ".join(sorted({c.training.get("hardware", "?") for _, c in loaded})),
         },
     )
-    card = save_model(ensemble, card, output)
+    if half:
+        card.training["weights_dtype"] = "float16"
+    card = save_model(ensemble, card, output, dtype=torch.float16 if half else None)
     log(f"ensemble of {len(members)} written to {output} (sha256 {card.sha256[:12]})")
     return ensemble.eval().to(memory_format=torch.channels_last), card
 

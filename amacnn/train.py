@@ -239,11 +239,14 @@ def train(
     preprocess = Preprocess(size=config.input_size, channels=config.in_channels)
     data = prepare_data(datasets, preprocess, options, log)
     model = build_model(options.preset, num_classes=len(data.labels)).to(device)
+    # the card of the weights this run started from, so the new card records the whole chain
+    lineage: dict | None = checkpoint.get("init_from") if checkpoint is not None else None
     if options.init_from and checkpoint is None:
         start, start_card = load_model(Path(options.init_from))
         if start_card.config != model.config or start_card.labels != data.labels:
             raise FerMineError(f"--init {options.init_from}: its preset or labels differ from this run's")
         model.load_state_dict(start.state_dict())
+        lineage = {k: getattr(start_card, k) for k in ("name", "sha256", "training", "metrics")}
         log(f"starting from the weights of {start_card.name} ({start_card.sha256[:12]})")
     model = model.to(memory_format=torch.channels_last)
 
@@ -361,6 +364,7 @@ def train(
                 "elapsed": elapsed,
                 "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
+                "init_from": lineage,
             },
             checkpoint_path.with_suffix(".tmp"),
         )
@@ -371,7 +375,7 @@ def train(
             log(f"time limit of {options.time_limit_min} min: stopping after epoch {epoch + 1}")
             break
 
-    return finish(output, data, options, history, elapsed, device, log)
+    return finish(output, data, options, history, elapsed, device, log, lineage)
 
 
 @torch.no_grad()
@@ -394,7 +398,9 @@ def _write_history(history: list[dict], output: Path) -> None:
         writer.writerows(history)
 
 
-def finish(output, data: PreparedData, options, history, elapsed, device, log) -> ModelCard:
+def finish(
+    output, data: PreparedData, options, history, elapsed, device, log, lineage: dict | None = None
+) -> ModelCard:
     """Reload the best weights, evaluate them on every test split, write card and plots."""
     model, card = load_model(output, device=str(device))
     card.training = {
@@ -409,6 +415,8 @@ def finish(output, data: PreparedData, options, history, elapsed, device, log) -
         "hardware": hardware_summary(device),
         "torch": torch.__version__,
     }
+    if lineage:
+        card.training["init_from"] = lineage
     for key, split in data.tests.items():
         metrics = evaluate_loaded(model, split, card.preprocess, card.labels, options.tta)
         card.metrics[key] = summarize_metrics(metrics)

@@ -84,11 +84,16 @@ def build_from_card(card: ModelCard) -> AMACNN | AMACNNEnsemble:
     return AMACNN(card.config) if card.members == 1 else AMACNNEnsemble(card.config, card.members)
 
 
-def save_model(model: AMACNN | AMACNNEnsemble, card: ModelCard, folder: Path) -> ModelCard:
-    """Write weights and card into `folder`; returns the card with its sha256 filled in."""
+def save_model(
+    model: AMACNN | AMACNNEnsemble, card: ModelCard, folder: Path, dtype: torch.dtype | None = None
+) -> ModelCard:
+    """Write weights and card into `folder`; returns the card with its sha256 filled in.
+    `dtype` stores floating tensors in that type (loading casts them back to float32)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / card.weights_file
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(weights_path), metadata={"format": CARD_FORMAT, "name": card.name})
     card.sha256 = sha256_of(weights_path)
     write_card(card, folder / CARD_FILE)

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.scenes import write_archive
+from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
 from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.pipeline.images import decode, find_images, read_bytes
@@ -49,7 +50,7 @@ def stage_rates(folder: Path, sizes: tuple[int, ...]) -> dict[str, tuple[float, 
     tensor = card.preprocess.to_tensor(np.stack(crops)) if crops else None
     with torch.inference_mode():
         for i in range(0, n_faces, 64):
-            model(tensor[i : i + 64]).softmax(1)
+            class_probabilities(model, tensor[i : i + 64], tta=True)  # as `run` classifies
     model_s = time.perf_counter() - start
     n = len(files)
     return {

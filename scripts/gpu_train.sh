@@ -2,7 +2,8 @@
 # Trains several AMACNN configurations in parallel on one lent GPU (the `device` tool).
 # Usage there: bash scripts/gpu_train.sh DATASET MINUTES NAME="train options" ...
 # Needs .gpu/whl (kornia wheels) and .gpu/<DATASET>.tar.* carried; results come back
-# in $OUT/runs.tar.gz (model.json, model.safetensors, history.csv, plots, logs).
+# in $OUT/<NAME>.tar.gz, one per run so each stays under the tool's 16 MiB a file
+# (model.json, model.safetensors, history.csv, plots, log; never the checkpoint).
 set -u
 dataset=$1; minutes=$2; shift 2
 out=${OUT:-/tmp/out}
@@ -17,9 +18,15 @@ for spec in "$@"; do
   python3 -m fer_mine.cli train --data-root /tmp/data --datasets "$dataset" --output /tmp/runs/"$name" \
     --name "$name" --threads 3 --time-limit "$minutes" $opts >/tmp/runs/"$name".log 2>&1 &
 done
-save() { tar czf "$out/runs.tar.gz" --exclude=checkpoint.pt -C /tmp runs; }
-(while sleep 45; do save; done) &
+save() {
+  for spec in "$@"; do
+    name=${spec%%=*}
+    [ -d /tmp/runs/"$name" ] || continue
+    tar czf "$out/$name.tmp" --exclude=checkpoint.pt -C /tmp/runs "$name" "$name.log" && mv "$out/$name.tmp" "$out/$name.tar.gz"
+  done
+}
+(while sleep 45; do save "$@"; done) &
 saver=$!
 wait $(jobs -p | grep -v "^$saver$")
-kill $saver; save
+kill $saver; save "$@"
 for log in /tmp/runs/*.log; do echo "== $log"; grep -v "^epoch" "$log" | tail -n 12; grep "^epoch" "$log" | tail -n 3; done

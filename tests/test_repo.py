@@ -14,3 +14,24 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 def test_bundled_samples_exist_for_the_readme_main_command():
     assert len(list((ROOT / "samples").rglob("*.jpg"))) == 10
+
+
+def test_the_readme_results_table_states_what_the_shipped_cards_record():
+    import json
+    import re
+
+    from fer_mine.amacnn.catalog import CARD_FILE, shipped_model_dir
+
+    readme = (ROOT / "README.md").read_text()
+    metrics = json.loads((shipped_model_dir() / CARD_FILE).read_text())["metrics"]
+    rows = {
+        "amacnn-fer2013 | FER-2013 PrivateTest": metrics["fer2013/test"]["PrivateTest"],
+        "amacnn-fer2013 | FER-2013 test (all)": metrics["fer2013/test"],
+        "amacnn-fer2013 + flip TTA (what `fer-mine run` uses) | FER-2013 PrivateTest": metrics[
+            "fer2013/test+tta"
+        ]["PrivateTest"],
+    }
+    for row, recorded in rows.items():
+        stated = re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| \**([\d.]+)%", readme, re.M)
+        assert stated, row
+        assert float(stated.group(1)) == round(100 * recorded["accuracy"], 1), row

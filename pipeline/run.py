@@ -41,7 +41,7 @@ from fer_mine.pipeline.images import (
     read_bytes,
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
-from fer_mine.pipeline.schema import SCHEMAS, TABLES
+from fer_mine.pipeline.schema import SCHEMA_VERSION, SCHEMAS, TABLES
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -138,7 +138,7 @@ class DetectAndCropFaces(beam.DoFn):
         yield beam.pvalue.TaggedOutput("images", {
             **base, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
             "taken_at": image.taken_at, "face_count": len(faces), "detector": detector,
-            "model_sha256": self.model_sha, "processed_at": _now(),
+            "model_sha256": self.model_sha, "tta": self.settings.tta, "processed_at": _now(),
         })  # fmt: skip
         margin = 0.0 if self.detector is None else self.settings.margin
         for index, face in enumerate(faces):
@@ -150,13 +150,14 @@ class DetectAndCropFaces(beam.DoFn):
             yield record, tensor
 
 
-def to_face_record(element, card: ModelCard) -> dict:
+def to_face_record(element, card: ModelCard, tta: bool) -> dict:
     record, prediction = element
     probabilities = np.asarray(prediction.inference, dtype=np.float32)
     best = int(probabilities.argmax())
     return {**record, "emotion": card.labels[best], "confidence": float(probabilities[best]),
             **{f"p_{label}": float(p) for label, p in zip(card.labels, probabilities, strict=True)},
-            "model_name": card.name, "model_sha256": card.sha256, "processed_at": _now()}  # fmt: skip
+            "model_name": card.name, "model_sha256": card.sha256, "tta": tta,
+            "processed_at": _now()}  # fmt: skip
 
 
 def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> None:
@@ -180,7 +181,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     faces = (
         detected.crops
         | "PyTorchRunInference" >> RunInference(handler)
-        | "ToFaceRecords" >> beam.Map(to_face_record, card)
+        | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta)
     )
     errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
     for table, rows in (("faces", faces), ("images", detected.images), ("errors", errors)):
@@ -197,6 +198,27 @@ def recorded_uris(output: Path, model_sha: str) -> set[str]:
             rows = pq.read_table(path, columns=["uri", "model_sha256"]).to_pydict()
             done.update(u for u, m in zip(rows["uri"], rows["model_sha256"], strict=True) if m == model_sha)
     return done
+
+
+def check_output_fits(output: Path, card: ModelCard, tta: bool) -> None:
+    """Refuse to add to tables of another schema, or to faces this model classified with the
+    other TTA setting: the reports compare an output's faces with each other, and an
+    incremental run would otherwise mix two classifiers under one model."""
+    for path in sorted(p for table in TABLES for p in (output / table).glob("*.parquet")):
+        schema = (pq.read_schema(path).metadata or {}).get(b"fer_mine_schema", b"?").decode()
+        if schema != SCHEMA_VERSION:
+            raise FerMineError(
+                f"{output} holds tables of schema {schema} (this version writes {SCHEMA_VERSION}); "
+                "use --overwrite to redo them, or another --output"
+            )
+    for path in sorted((output / "images").glob("*.parquet")):
+        rows = pq.read_table(path, columns=["model_sha256", "tta"]).to_pydict()
+        if any(m == card.sha256 and t != tta for m, t in zip(rows["model_sha256"], rows["tta"], strict=True)):
+            recorded, asked = ("with", "without") if tta is False else ("without", "with")
+            raise FerMineError(
+                f"{output} holds faces that {card.name} classified {recorded} flip TTA; this run "
+                f"would add faces {asked} it. Keep the setting, or use --overwrite or another --output"
+            )
 
 
 def _run_id_of(path: Path) -> str:
@@ -231,6 +253,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
         for table in TABLES:
             shutil.rmtree(output / table, ignore_errors=True)
     clean_uncommitted(output)
+    check_output_fits(output, card, settings.tta)
     other_files: list[str] = []
     found = [f for root in settings.inputs for f in find_images(root, other_files)]
     done = recorded_uris(output, card.sha256)

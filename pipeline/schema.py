@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from fer_mine.labels import EMOTIONS
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: faces and images say whether flip TTA classified them
 TABLES = ("faces", "images", "errors")
 
 _TS = pa.timestamp("us")
@@ -44,6 +44,7 @@ FACES = pa.schema(
         *[pa.field(f"p_{label}", pa.float32(), nullable=False) for label in EMOTIONS],
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),
+        pa.field("tta", pa.bool_(), nullable=False),  # probabilities averaged with the mirrored face
         pa.field("processed_at", _TS_UTC, nullable=False),
     ],
     metadata={"fer_mine_table": "faces", "fer_mine_schema": SCHEMA_VERSION},
@@ -60,6 +61,7 @@ IMAGES = pa.schema(
         pa.field("face_count", pa.int32(), nullable=False),
         pa.field("detector", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),
+        pa.field("tta", pa.bool_(), nullable=False),
         pa.field("processed_at", _TS_UTC, nullable=False),
     ],
     metadata={"fer_mine_table": "images", "fer_mine_schema": SCHEMA_VERSION},

@@ -87,6 +87,7 @@ def test_face_records_carry_what_the_schema_promises(archive, mined):
         assert face["taken_at"] is not None  # the archive writes EXIF DateTimeOriginal
         assert face["detector"] == "ssd" and 0.5 <= face["detector_score"] <= 1
         assert len(face["image_sha256"]) == len(face["model_sha256"]) == 64
+        assert face["tta"] is True  # the default: each face also classified mirrored
     import pyarrow.parquet as pq
 
     for name, schema in SCHEMAS.items():
@@ -110,6 +111,27 @@ def test_a_second_run_only_processes_new_images(archive, mined, tmp_path):
         assert len(table(out, "images")) == 7
     finally:
         shutil.rmtree(folder / "new-album")
+
+
+def test_an_output_keeps_one_tta_setting_and_one_schema(archive, mined, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    shutil.copytree(mined, out)
+    result = run_cli("--input", str(archive[0]), "--output", str(out), "--no-tta")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "classified with flip TTA" in result.output and "--overwrite" in result.output
+    # tables an older fer-mine wrote are refused before anything is added beside them
+    images = next((out / "images").glob("*.parquet"))
+    old = pq.read_table(images)
+    pq.write_table(
+        old.replace_schema_metadata({b"fer_mine_table": b"images", b"fer_mine_schema": b"1"}), images
+    )
+    result = run_cli("--input", str(archive[0]), "--output", str(out))
+    assert result.exit_code == 2 and "schema 1" in result.output
+    result = run_cli("--input", str(archive[0]), "--output", str(out), "--no-tta", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert {f["tta"] for f in table(out, "faces")} == {False}
 
 
 def test_a_killed_run_leaves_nothing_visible_and_the_next_completes_it(archive, mined, tmp_path):

@@ -402,12 +402,31 @@ def model_info(model_path) -> None:
         out.print(
             f"\nmodel [bold]{card.name}[/bold]{default}: preset {card.preset}, sha256 {card.sha256[:12]}, "
             f"labels {', '.join(card.labels)}\n  trained on {', '.join(trained.get('datasets', []))} "
-            f"({trained.get('epochs_run', '?')} epochs, {trained.get('hardware', '?')}); {weights}"
+            f"({_training_summary(trained)}); {weights}"
         )
         if card.members > 1:
             parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
             out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
         _print_card_metrics(card.metrics)
+
+
+def _training_summary(training: dict) -> str:
+    """Epochs and hardware of a card's training, the runs it started from (--init) and its
+    members included: what it took to make the model, not only its last step."""
+
+    def walk(t: dict) -> tuple[int, set[str]]:
+        parts = [m["training"] for m in t.get("ensemble_of", [])] or [t]
+        epochs, hardware = 0, set()
+        for part in parts:
+            epochs += part.get("epochs_run", 0)
+            hardware.update(h for h in part.get("hardware", "").split("; ") if h)
+            if "init_from" in part:
+                more, kinds = walk(part["init_from"].get("training", {}))
+                epochs, hardware = epochs + more, hardware | kinds
+        return epochs, hardware
+
+    epochs, hardware = walk(training)
+    return f"{epochs} epochs in all, on {', '.join(sorted(hardware)) or '?'}"
 
 
 def _sizes(value: str) -> tuple[int, ...]:

@@ -84,6 +84,8 @@ def test_a_run_started_from_other_weights_records_them_in_its_card_also_after_re
     lineage = json.loads((tuned / "model.json").read_text())["training"]["init_from"]
     assert lineage["sha256"] == source["sha256"]
     assert lineage["training"]["epochs_run"] == 2
+    info = CliRunner().invoke(main, ["model-info", "--model", str(tuned)])
+    assert "4 epochs in all" in info.output  # its own two and the two of the run it started from
 
 
 def test_same_seed_gives_the_same_run(trained, tmp_path):
@@ -161,6 +163,7 @@ def test_ensemble_averages_members_and_is_scored_on_their_shared_validation_spli
         assert not torch.allclose(a(x).softmax(1), b(x).softmax(1), atol=1e-3)
     info = CliRunner().invoke(main, ["model-info", "--model", str(ens)])
     assert "an ensemble of 2 networks" in info.output
+    assert "4 epochs in all" in info.output  # two members of two epochs each
 
 
 def test_ensemble_refuses_members_validated_on_different_splits(trained, tmp_path):

@@ -12,11 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fer_mine.errors import FerMineError
-from fer_mine.pipeline.schema import SCHEMA_VERSION, SCHEMAS, TABLES
+from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 
 # Report order as they appear in `--list`, the terminal and the HTML page.
 REPORTS = (
@@ -57,19 +55,6 @@ def describe(name: str) -> str:
     return first.removeprefix("--").strip()
 
 
-def _check_schema(path: Path, table: str) -> None:
-    try:
-        metadata = pq.read_schema(path).metadata or {}
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise FerMineError(f"{path} is not a readable Parquet file: {exc}") from None
-    found = (metadata.get(b"fer_mine_table", b"?").decode(), metadata.get(b"fer_mine_schema", b"?").decode())
-    if found != (table, SCHEMA_VERSION):
-        raise FerMineError(
-            f"{path} was written by another fer-mine schema or tool (table {found[0]}, schema "
-            f"{found[1]}; this version reads schema {SCHEMA_VERSION}); re-run `fer-mine run --overwrite`"
-        )
-
-
 class Archive:
     """A DuckDB connection with the views `faces`, `images`, `errors` over one output folder."""
 
@@ -85,7 +70,7 @@ class Archive:
             )
         for table, paths in files.items():
             for path in paths:
-                _check_schema(Path(path), table)
+                check_table_file(Path(path), table)
         self.con = duckdb.connect()
         self._bind(files)
 

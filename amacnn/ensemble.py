@@ -14,7 +14,7 @@ import torch
 from fer_mine.amacnn.datasets import resolve_datasets
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
 from fer_mine.amacnn.train import PreparedData, TrainOptions, evaluate_loaded, prepare_data
-from fer_mine.amacnn.weights import ModelCard, save_model
+from fer_mine.amacnn.weights import ModelCard, load_model, save_model
 from fer_mine.errors import FerMineError
 
 
@@ -44,10 +44,9 @@ def combine(
     output: Path,
     log: Callable = print,
     half: bool = True,
-) -> tuple[AMACNNEnsemble, ModelCard]:
+) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
     """Check that loaded models (`load_model`: sha256-checked) fit together; write their ensemble.
-    `half` stores it as float16 (half the file); the returned model carries the same rounded
-    weights, so what is scored here is what loads later."""
+    `half` stores it as float16 (half the file); the returned model is read back from the file."""
     if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
     first = loaded[0][1]
@@ -66,10 +65,7 @@ def combine(
     ensemble = AMACNNEnsemble(first.config, len(members))
     with torch.no_grad():
         for target, member in zip(ensemble.members, members, strict=True):
-            state = member.state_dict()
-            if half:
-                state = {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
-            target.load_state_dict(state)
+            target.load_state_dict(member.state_dict())
     card = ModelCard(
         name=name,
         config=first.config,
@@ -93,7 +89,7 @@ def combine(
         card.training["weights_dtype"] = "float16"
     card = save_model(ensemble, card, output, dtype=torch.float16 if half else None)
     log(f"ensemble of {len(members)} written to {output} (sha256 {card.sha256[:12]})")
-    return ensemble.eval().to(memory_format=torch.channels_last), card
+    return load_model(output)  # what the file holds (rounded, if half) is what gets scored
 
 
 def score_on(models: dict[str, torch.nn.Module], data: PreparedData, card: ModelCard) -> dict[str, dict]:

@@ -41,7 +41,7 @@ from fer_mine.pipeline.images import (
     read_bytes,
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
-from fer_mine.pipeline.schema import SCHEMA_VERSION, SCHEMAS, TABLES
+from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -204,13 +204,9 @@ def check_output_fits(output: Path, card: ModelCard, tta: bool) -> None:
     """Refuse to add to tables of another schema, or to faces this model classified with the
     other TTA setting: the reports compare an output's faces with each other, and an
     incremental run would otherwise mix two classifiers under one model."""
-    for path in sorted(p for table in TABLES for p in (output / table).glob("*.parquet")):
-        schema = (pq.read_schema(path).metadata or {}).get(b"fer_mine_schema", b"?").decode()
-        if schema != SCHEMA_VERSION:
-            raise FerMineError(
-                f"{output} holds tables of schema {schema} (this version writes {SCHEMA_VERSION}); "
-                "use --overwrite to redo them, or another --output"
-            )
+    for table in TABLES:
+        for path in sorted((output / table).glob("*.parquet")):
+            check_table_file(path, table)
     for path in sorted((output / "images").glob("*.parquet")):
         rows = pq.read_table(path, columns=["model_sha256", "tta"]).to_pydict()
         if any(m == card.sha256 and t != tta for m, t in zip(rows["model_sha256"], rows["tta"], strict=True)):

@@ -8,8 +8,12 @@ Every file found is in exactly one of images/ or errors/.
 
 from __future__ import annotations
 
-import pyarrow as pa
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 
 SCHEMA_VERSION = "2"  # 2: faces and images say whether flip TTA classified them
@@ -80,3 +84,18 @@ ERRORS = pa.schema(
 )
 
 SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS}
+
+
+def check_table_file(path: Path, table: str) -> None:
+    """Refuse a file that is not this version's `table`: before reports read it, and before a
+    run adds files beside it (the reports could not read the mix)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FerMineError(f"{path} is not a readable Parquet file: {exc}") from None
+    found = (metadata.get(b"fer_mine_table", b"?").decode(), metadata.get(b"fer_mine_schema", b"?").decode())
+    if found != (table, SCHEMA_VERSION):
+        raise FerMineError(
+            f"{path} was written by another fer-mine schema or tool (table {found[0]}, schema "
+            f"{found[1]}; this version reads schema {SCHEMA_VERSION}); re-run `fer-mine run --overwrite`"
+        )

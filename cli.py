@@ -12,6 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from fer_mine.errors import FerMineError
+from fer_mine.pipeline.defaults import (
+    DEFAULT_ALIGN,
+    DEFAULT_DETECTOR,
+    DEFAULT_MARGIN,
+    DEFAULT_SIZES,
+    DEFAULT_THRESHOLDS,
+    DETECTORS,
+    describe,
+)
 
 # Beam logs this at import on every machine without Google Cloud extras; it concerns no user.
 logging.getLogger().addFilter(lambda record: "apitools not found" not in record.getMessage())
@@ -168,9 +177,34 @@ def _threads(threads: int | None) -> None:
 @click.option(
     "--init",
     "init_from",
-    type=click.Path(exists=True),
-    callback=lambda ctx, param, value: value or "",
-    help="Start from these weights (a model folder) instead of random ones.",
+    default="",
+    help="Start from these weights (a model folder or a shipped model's name) instead of random ones.",
+)
+@click.option(
+    "--init-member",
+    type=click.IntRange(0),
+    callback=lambda ctx, param, value: -1 if value is None else value,
+    help="With an ensemble as --init: start from this member (0 = the first).",
+)
+@click.option(
+    "--teacher",
+    default="",
+    help="Distil from this model (folder or shipped name, an ensemble too): adds a soft-target loss "
+    "on the same augmented batch.",
+)
+@click.option(
+    "--distill-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="With --teacher: share of the loss that is the soft-target term.",
+)
+@click.option(
+    "--distill-temperature",
+    type=click.FloatRange(0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="With --teacher: softmax temperature of teacher and student.",
 )
 def train(data_root, dataset_names, threads, device, output, resume, time_limit, **recipe) -> None:
     """Train AMACNN (the paper's recipe by default) and evaluate it on each test split.
@@ -468,33 +502,49 @@ def _sizes(value: str) -> tuple[int, ...]:
     show_default=True,
     help="Local worker processes (DirectRunner).",
 )
-@click.option("--detector", type=click.Choice(["ssd", "haar", "yunet"]), default="ssd", show_default=True)
+@click.option(
+    "--detector",
+    type=click.Choice(DETECTORS),
+    default=DEFAULT_DETECTOR,
+    show_default=True,
+    help="Face detector: YuNet-n (shipped, OpenCV 4 and 5); OpenCV's res10 SSD or Haar cascade (OpenCV 4 only).",
+)
 @click.option(
     "--detector-model",
     type=click.Path(exists=True, dir_okay=False),
-    help="YuNet .onnx file for --detector yunet.",
+    help="Another YuNet .onnx file for --detector yunet (default: the shipped YuNet-n).",
 )
 @click.option(
     "--detect-size",
-    default="640,1600",
-    show_default=True,
-    callback=lambda ctx, param, value: _sizes(value),
-    help="Longer image side(s) the detector sees, comma-separated: one pass each, merged. "
-    "Low sizes find big faces, high sizes small ones (see benchmarks/detection_quality.py).",
+    callback=lambda ctx, param, value: _sizes(value) if value else None,
+    help="Longer image side(s) the detector sees, comma-separated: one pass each, merged "
+    f"(default: {describe(DEFAULT_SIZES)}; see benchmarks/detection_quality.py).",
 )
 @click.option(
     "--min-face",
     type=click.IntRange(1),
-    default=20,
+    default=10,
     show_default=True,
     help="Smallest face side kept, in original pixels.",
 )
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    help=f"Detector score needed (default: {describe(DEFAULT_THRESHOLDS)}).",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(-0.2, 1.0),
+    default=DEFAULT_MARGIN,
     show_default=True,
-    help="Detector score needed (ssd, yunet).",
+    help="Crop margin around each face box, per side, as a share of its size "
+    "(chosen with benchmarks/pipeline_accuracy.py).",
+)
+@click.option(
+    "--align/--no-align",
+    default=DEFAULT_ALIGN,
+    show_default=True,
+    help="Rotate each face crop so that the eyes are level (needs landmarks: yunet).",
 )
 @click.option(
     "--aligned", is_flag=True, help="Each image is one already-cropped face (FER-2013 style): no detection."
@@ -536,6 +586,8 @@ def run(
     detect_size,
     min_face,
     threshold,
+    margin,
+    align,
     aligned,
     max_pixels,
     overwrite,
@@ -567,6 +619,8 @@ def run(
         batch_size=batch_size,
         detector=DetectorSettings(detector, detector_model, detect_size, min_face, threshold),
         aligned=aligned,
+        margin=margin,
+        align=align,
         max_pixels=max_pixels,
         overwrite=overwrite,
         tta=tta,

@@ -29,8 +29,8 @@ from fer_mine.amacnn.datasets import (
 )
 from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
 from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
-from fer_mine.amacnn.model import AMACNN, PRESETS, build_model, class_probabilities
-from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
+from fer_mine.amacnn.model import AMACNN, PRESETS, AMACNNEnsemble, build_model, class_probabilities
+from fer_mine.amacnn.weights import ModelCard, load_model, read_card, save_model, write_card
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, EMOTIONS
 from fer_mine.transforms.augment import training_augmentation
@@ -65,6 +65,10 @@ class TrainOptions:
     time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
     name: str = "amacnn"
     init_from: str = ""  # start from these weights (a model folder) instead of random ones
+    init_member: int = -1  # with an ensemble as init_from: start from this member (0-based)
+    teacher: str = ""  # distil from this model (folder or shipped name; an ensemble too)
+    distill_weight: float = 0.5  # share of the loss that is the soft-target term
+    distill_temperature: float = 2.0  # softens teacher and student alike (Hinton et al. 2015)
     datasets: list[str] = field(default_factory=list)
 
 
@@ -242,11 +246,25 @@ def train(
     # the card of the weights this run started from, so the new card records the whole chain
     lineage: dict | None = checkpoint.get("init_from") if checkpoint is not None else None
     if options.init_from and checkpoint is None:
-        start, start_card = load_model(Path(options.init_from))
+        start, start_card = load_model(options.init_from)
         if start_card.config != model.config or start_card.labels != data.labels:
             raise FerMineError(f"--init {options.init_from}: its preset or labels differ from this run's")
+        if isinstance(start, AMACNNEnsemble) != (options.init_member >= 0):
+            raise FerMineError(
+                f"--init {options.init_from} is an ensemble of {start_card.members}: pick one with --init-member"
+                if isinstance(start, AMACNNEnsemble)
+                else f"--init-member needs an ensemble; {options.init_from} is a single network"
+            )
+        if isinstance(start, AMACNNEnsemble):
+            if options.init_member >= len(start.members):
+                raise FerMineError(
+                    f"--init-member {options.init_member}: it has {len(start.members)} members"
+                )
+            start = start.members[options.init_member]
         model.load_state_dict(start.state_dict())
         lineage = {k: getattr(start_card, k) for k in ("name", "sha256", "training", "metrics")}
+        if options.init_member >= 0:
+            lineage["member"] = options.init_member
         log(f"starting from the weights of {start_card.name} ({start_card.sha256[:12]})")
     model = model.to(memory_format=torch.channels_last)
 
@@ -263,6 +281,9 @@ def train(
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     augment = training_augmentation(options.augment).to(device) if options.augment > 0 else None
+    teacher = (
+        _load_teacher(options.teacher, preprocess, data.labels, device, log) if options.teacher else None
+    )
     use_amp = device.type == "cuda"
 
     history: list[dict] = []
@@ -318,8 +339,14 @@ def train(
                 soft_targets = lam * one_hot + (1 - lam) * one_hot[perm]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(batch)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(batch)
             logits = logits.float()
             loss = criterion(logits, soft_targets if soft_targets is not None else targets)
+            if teacher is not None:
+                soft = distillation_loss(logits, teacher_logits.float(), options.distill_temperature)
+                loss = (1 - options.distill_weight) * loss + options.distill_weight * soft
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -378,6 +405,28 @@ def train(
     return finish(output, data, options, history, elapsed, device, log, lineage)
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-softened distributions, times T^2 so that its
+    gradients keep their scale as T changes (Hinton et al. 2015). An ensemble's log mean
+    probabilities serve as its logits."""
+    log_student = F.log_softmax(student / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher / temperature, dim=1)
+    return F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _load_teacher(
+    name: str, preprocess: Preprocess, labels: tuple[str, ...], device: torch.device, log: Callable
+) -> torch.nn.Module:
+    teacher, card = load_model(name, device=str(device))
+    if card.preprocess != preprocess or card.labels != labels:
+        raise FerMineError(
+            f"--teacher {name}: its input ({card.preprocess.size}px, {card.preprocess.channels} channels) "
+            f"or labels ({len(card.labels)}) differ from the student's"
+        )
+    log(f"distilling from {card.name} ({card.sha256[:12]}, {card.members} network(s))")
+    return teacher.eval().requires_grad_(False)
+
+
 @torch.no_grad()
 def _validate(model, criterion, images, labels, preprocess) -> tuple[float, float]:
     model.eval()
@@ -417,6 +466,9 @@ def finish(
     }
     if lineage:
         card.training["init_from"] = lineage
+    if options.teacher:
+        teacher_card, _ = read_card(options.teacher)
+        card.training["teacher"] = {"name": teacher_card.name, "sha256": teacher_card.sha256}
     for key, split in data.tests.items():
         metrics = evaluate_loaded(model, split, card.preprocess, card.labels, options.tta)
         card.metrics[key] = summarize_metrics(metrics)

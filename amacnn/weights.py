@@ -122,10 +122,8 @@ def read_card(model_path: str | Path | None) -> tuple[ModelCard, Path]:
     return card, card_path.parent / card.weights_file
 
 
-def load_model(
-    model_path: str | Path | None = None, device: str = "cpu"
-) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
-    """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
+def verify_weights(model_path: str | Path | None = None) -> tuple[ModelCard, Path]:
+    """The card and weights path of a model whose weights file matches the card's sha256."""
     card, weights_path = read_card(model_path)
     if not weights_path.is_file():
         raise FerMineError(f"weights file missing: {weights_path}")
@@ -135,6 +133,14 @@ def load_model(
             f"{weights_path}: sha256 {actual[:12]} does not match its model card "
             f"({card.sha256[:12]}); the file is damaged or not the one the card describes"
         )
+    return card, weights_path
+
+
+def load_model(
+    model_path: str | Path | None = None, device: str = "cpu"
+) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
+    """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
+    card, weights_path = verify_weights(model_path)
     try:
         state = load_file(str(weights_path))
         model = build_from_card(card)

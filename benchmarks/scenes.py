@@ -86,6 +86,24 @@ def compose(rng: np.random.Generator, width: int, height: int, face_widths: list
     return Scene(image, boxes)
 
 
+def portrait(rng: np.random.Generator, height: int, margin: float = 0.1, source: str | None = None) -> Scene:
+    """A close-up: one face filling most of the photo (`margin` of its size around it), of a
+    random source photo or the named one ("astronaut" faces the camera; "camera" holds one)."""
+    global _HEADS
+    _HEADS = _HEADS or _source_heads()
+    index = list(_SOURCES).index(source) if source else int(rng.integers(len(_HEADS)))
+    patch, (fx, fy, fw, fh) = _HEADS[index]
+    x0, y0 = max(0, int(fx - fw * margin)), max(0, int(fy - fh * margin))
+    x1, y1 = (
+        min(patch.shape[1], int(fx + fw * (1 + margin))),
+        min(patch.shape[0], int(fy + fh * (1 + margin))),
+    )
+    scale = height / (y1 - y0)
+    image = cv2.resize(patch[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    box = (int((fx - x0) * scale), int((fy - y0) * scale), int(fw * scale), int(fh * scale))
+    return Scene(np.ascontiguousarray(image), [box])
+
+
 def save_jpeg(image: np.ndarray, path: Path, taken_at: datetime | None = None, quality: int = 88) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = Image.fromarray(image[:, :, ::-1])

@@ -1,21 +1,34 @@
-"""Face detectors: OpenCV's res10 SSD (default), Haar cascade, YuNet. Boxes in original pixels."""
+"""Face detectors: YuNet (default, shipped), OpenCV's res10 SSD, Haar. Boxes in original pixels.
+
+YuNet runs through `cv2.FaceDetectorYN` on OpenCV 4.x and 5.x alike; the SSD (Caffe importer)
+and the Haar cascades exist only in OpenCV 4.x, and say so in one line on 5.x.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fer_mine.errors import FerMineError
+from fer_mine.pipeline.defaults import DEFAULT_DETECTOR, DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTORS
 
-DETECTORS = ("ssd", "haar", "yunet")
 # Below this width (pixels at its own input) the SSD starts to miss faces: measured with
 # benchmarks/detection_quality.py (recall 100% from ~26 px, falling below).
 SMALL_FACE_PIXELS = 40
+# Above this width (pixels at its own input) YuNet starts to box parts of a face, not the face
+# (benchmarks/detection_quality.py, close-ups); a smaller pass, where the face is smaller, takes
+# those faces over.
+YUNET_MAX_FACE = 320
 SSD_FILES = ("deploy.prototxt.txt", "res10_300x300_ssd_iter_140000.caffemodel")
+DETECTOR_CARD = "detector.json"
+SHIPPED_YUNET = "yunet-n"
 
 
 @dataclass(frozen=True)
@@ -25,17 +38,55 @@ class Face:
     w: int
     h: int
     score: float | None
+    # YuNet's five points as x0, y0, ... x4, y4 in original pixels (right eye, left eye, nose,
+    # right and left mouth corner: the subject's sides); None for detectors without them
+    landmarks: tuple[float, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    name: str = "ssd"
-    model_path: str | None = None  # yunet's ONNX file
-    # longer image side the detector sees (SSD, YuNet); several sizes = one pass each, merged.
-    # The SSD finds big faces at low resolution and small faces only at high resolution.
-    detect_sizes: tuple[int, ...] = (640,)
-    min_face: int = 20  # faces smaller than this (px, original image) are dropped
-    threshold: float = 0.5  # detector score needed (SSD, YuNet)
+    name: str = DEFAULT_DETECTOR
+    model_path: str | None = None  # a YuNet ONNX file; None = the shipped yunet-n
+    # longer image side the detector sees; several sizes = one pass each, merged. None = the
+    # detector's measured default (DEFAULT_SIZES)
+    detect_sizes: tuple[int, ...] | None = None
+    min_face: int = 10  # faces smaller than this (px, original image) are dropped
+    threshold: float | None = None  # detector score needed; None = DEFAULT_THRESHOLDS
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return self.detect_sizes or DEFAULT_SIZES[self.name]
+
+    @property
+    def score_needed(self) -> float:
+        return DEFAULT_THRESHOLDS[self.name] if self.threshold is None else self.threshold
+
+
+def shipped_yunet() -> tuple[Path, dict]:
+    """The YuNet ONNX file shipped in the package and its card (provenance, sha256)."""
+    folder = Path(str(resources.files("fer_mine.pipeline") / "weights" / SHIPPED_YUNET))
+    card = json.loads((folder / DETECTOR_CARD).read_text())
+    return folder / card["file"], card
+
+
+def verify_detector(settings: DetectorSettings) -> None:
+    """Refuse a damaged shipped detector file, or one OpenCV cannot run here, before any work."""
+    if settings.name not in DETECTORS:
+        raise FerMineError(f"unknown detector {settings.name!r}; choose from {', '.join(DETECTORS)}")
+    needs = {"ssd": (cv2.dnn, "readNetFromCaffe"), "haar": (cv2, "CascadeClassifier")}
+    if settings.name in needs and not hasattr(*needs[settings.name]):
+        raise FerMineError(
+            f"--detector {settings.name} needs OpenCV 4.x (this is {cv2.__version__}); use the default "
+            'yunet or pip install "opencv-python-headless<5"'
+        )
+    if settings.name == "yunet" and settings.model_path is None:
+        from fer_mine.amacnn.weights import sha256_of
+
+        path, card = shipped_yunet()
+        if not path.is_file() or sha256_of(path) != card["sha256"]:
+            raise FerMineError(
+                f"{path}: missing or damaged (sha256 does not match {DETECTOR_CARD}); reinstall fer-mine"
+            )
 
 
 def ssd_model_files() -> tuple[str, str]:
@@ -57,6 +108,7 @@ class FaceDetector:
     """Loaded once per worker; `detect` takes a uint8 BGR image."""
 
     def __init__(self, settings: DetectorSettings) -> None:
+        verify_detector(settings)
         self.settings = settings
         if settings.name == "ssd":
             prototxt, weights = ssd_model_files()
@@ -66,12 +118,20 @@ class FaceDetector:
             self._cascade = cv2.CascadeClassifier(str(cascade))
             if self._cascade.empty():
                 raise FerMineError(f"cannot load the Haar cascade {cascade}")
-        elif settings.name == "yunet":
-            if not settings.model_path or not Path(settings.model_path).is_file():
-                raise FerMineError("--detector yunet needs --detector-model PATH (the YuNet .onnx file)")
-            self._yunet = cv2.FaceDetectorYN.create(settings.model_path, "", (320, 320), settings.threshold)
         else:
-            raise FerMineError(f"unknown detector {settings.name!r}; choose from {', '.join(DETECTORS)}")
+            path = settings.model_path or str(shipped_yunet()[0])
+            if not Path(path).is_file():
+                raise FerMineError(f"YuNet model not found: {path}")
+            # one network per pass: changing a network's input size re-plans it (costly), and
+            # photos of one archive mostly share a size
+            self._yunets = [self._load_yunet(path) for _ in self.settings.sizes]
+
+    def _load_yunet(self, path: str) -> cv2.FaceDetectorYN:
+        try:
+            # NMS at IoU 0.3 as OpenCV's own sample; top_k high enough for crowds
+            return cv2.FaceDetectorYN.create(path, "", (320, 320), self.settings.score_needed, 0.3, 5000)
+        except cv2.error as exc:
+            raise FerMineError(f"{path} is not a YuNet ONNX file OpenCV can load: {exc.msg}") from None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -83,7 +143,7 @@ class FaceDetector:
             x0, y0 = max(0, face.x), max(0, face.y)
             x1, y1 = min(width, face.x + face.w), min(height, face.y + face.h)
             if min(x1 - x0, y1 - y0) >= self.settings.min_face:
-                kept.append(Face(x0, y0, x1 - x0, y1 - y0, face.score))
+                kept.append(Face(x0, y0, x1 - x0, y1 - y0, face.score, face.landmarks))
         return kept
 
     def _scale(self, image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -97,7 +157,7 @@ class FaceDetector:
     def _detect_ssd(self, image: np.ndarray) -> list[Face]:
         faces: list[Face] = []
         previous = None  # scale factor of the last pass that ran
-        for size in sorted(self.settings.detect_sizes):
+        for size in sorted(self.settings.sizes):
             small, factor = self._scale(image, size)
             if factor == previous:  # a small photo: this size is the same full image
                 continue
@@ -119,7 +179,7 @@ class FaceDetector:
         detections = self._net.forward()[0, 0]
         faces = []
         for _, _, score, x0, y0, x1, y1 in detections:
-            if score < self.settings.threshold:
+            if score < self.settings.score_needed:
                 continue
             box = np.array([x0 * w, y0 * h, x1 * w, y1 * h]) / factor
             faces.append(
@@ -135,13 +195,36 @@ class FaceDetector:
         return [Face(int(x), int(y), int(w), int(h), None) for x, y, w, h in boxes]
 
     def _detect_yunet(self, image: np.ndarray) -> list[Face]:
-        small, factor = self._scale(image, max(self.settings.detect_sizes))
-        self._yunet.setInputSize((small.shape[1], small.shape[0]))
-        _, rows = self._yunet.detect(small)
+        """Largest pass first; each smaller pass answers only for the faces too big for the one
+        before (over YUNET_MAX_FACE px there), so every face size has one pass, two in a narrow
+        band where the overlap suppression keeps the better box."""
+        passes: list[tuple[np.ndarray, float]] = []
+        for size in sorted(self.settings.sizes, reverse=True):
+            # each pass shrinks the previous pass's image: cheaper than from the full photo
+            source, done = passes[-1] if passes else (image, 1.0)
+            small, factor = self._scale(source, size)
+            if factor < 1.0 or not passes:
+                passes.append((small, done * factor))
+        faces: list[Face] = []
+        for index, (small, factor) in enumerate(passes):
+            found = self._yunet_pass(self._yunets[index], small, factor)
+            if index + 1 < len(passes):
+                found = [f for f in found if f.w * factor <= YUNET_MAX_FACE]
+            if index > 0:  # an overlap band, so that a face boxed at the limit is never lost
+                found = [f for f in found if f.w * passes[index - 1][1] > YUNET_MAX_FACE * 0.75]
+            faces += found
+        return _suppress_overlaps(faces)
+
+    @staticmethod
+    def _yunet_pass(net: cv2.FaceDetectorYN, small: np.ndarray, factor: float) -> list[Face]:
+        if tuple(net.getInputSize()) != (small.shape[1], small.shape[0]):
+            net.setInputSize((small.shape[1], small.shape[0]))
+        _, rows = net.detect(small)
         faces = []
         for row in rows if rows is not None else []:
             x, y, w, h = (row[:4] / factor).tolist()
-            faces.append(Face(int(x), int(y), int(w), int(h), float(row[-1])))
+            points = tuple(round(float(v) / factor, 1) for v in row[4:14])
+            faces.append(Face(round(x), round(y), round(w), round(h), float(row[14]), points))
         return faces
 
 
@@ -158,28 +241,47 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 
 def _suppress_overlaps(faces: list[Face], max_iou: float = 0.4, contained: float = 0.6) -> list[Face]:
-    """Keep the best-scoring box of each face: drop boxes overlapping a better one (IoU), and
-    boxes mostly inside a better one (a high-resolution pass can box parts of a big face)."""
+    """One box per face: the best-scoring of boxes that overlap (IoU), and the enclosing one of
+    boxes that lie mostly inside another (a pass that sees a face too big for it boxes its parts,
+    sometimes with a higher score than the whole face gets)."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
-        box = (face.x, face.y, face.w, face.h)
-        for other in kept:
-            other_box = (other.x, other.y, other.w, other.h)
-            if (
-                iou(box, other_box) > max_iou
-                or intersection(box, other_box) / max(1, face.w * face.h) > contained
-            ):
-                break
-        else:
+        if not any(iou(_box(face), _box(other)) > max_iou for other in kept):
             kept.append(face)
-    return kept
+    return [
+        face
+        for face in kept
+        if not any(
+            other.w * other.h > face.w * face.h
+            and intersection(_box(face), _box(other)) / max(1, face.w * face.h) > contained
+            for other in kept
+        )
+    ]
 
 
-def crop_face(image: np.ndarray, face: Face, margin: float = 0.15) -> np.ndarray:
-    """The face box grown by `margin` on each side, made square, clipped to the image."""
+def _box(face: Face) -> tuple[int, int, int, int]:
+    return face.x, face.y, face.w, face.h
+
+
+def crop_face(image: np.ndarray, face: Face, margin: float = 0.0, align: bool = False) -> np.ndarray:
+    """The face box grown by `margin` on each side and made square.
+
+    `align` rotates the crop about the box centre so that the eyes are level (a similarity
+    transform from the landmarks; a face without landmarks is cropped unrotated). Aligned crops
+    repeat the edge pixels where they reach outside the photo; unaligned ones are clipped to it.
+    """
     side = max(face.w, face.h) * (1 + 2 * margin)
+    size = max(1, round(side))
     cx, cy = face.x + face.w / 2, face.y + face.h / 2
+    if align and face.landmarks is not None:
+        (rx, ry), (lx, ly) = face.landmarks[0:2], face.landmarks[2:4]
+        # the subject's right eye is on the image's left: level means left -> right is horizontal
+        angle = math.degrees(math.atan2(ly - ry, lx - rx))
+        matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+        matrix[:, 2] += (side / 2 - cx, side / 2 - cy)  # the crop's corner becomes (0, 0)
+        return cv2.warpAffine(
+            image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
     height, width = image.shape[:2]
-    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
-    return image[y0:y1, x0:x1]
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    return image[max(0, y0) : min(height, y0 + size), max(0, x0) : min(width, x0 + size)]

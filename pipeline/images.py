@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import posixpath
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -83,13 +84,37 @@ def find_images(root: str, others: list[str] | None = None) -> list[FoundFile]:
     return sorted(found, key=lambda f: f.path)
 
 
+def _read_regular_file(path: str) -> bytes:
+    """The bytes of a regular file. A FIFO, socket or device named like an image is refused
+    without a blocking open: reading a FIFO with no writer would wait forever."""
+    kind = _special_kind(os.stat(path).st_mode)
+    if kind:
+        raise ImageError("read", "not_a_file", f"a {kind} named like an image")
+    # O_NONBLOCK: should the path become a FIFO after the stat, opening it still returns
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        kind = _special_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise ImageError("read", "not_a_file", f"a {kind} named like an image")
+        return handle.read()
+
+
+def _special_kind(mode: int) -> str | None:
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISFIFO: "FIFO (named pipe)", stat.S_ISSOCK: "socket", stat.S_ISCHR: "character device",
+             stat.S_ISBLK: "block device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "special file")
+
+
 def read_bytes(file: FoundFile) -> bytes:
     try:
         if "://" in file.uri:
             with FileSystems.open(file.uri) as handle:
                 return handle.read()
-        with open(file.uri, "rb") as handle:
-            return handle.read()
+        return _read_regular_file(file.uri)
     except IsADirectoryError:
         raise ImageError("read", "not_a_file", "a folder named like an image") from None
     except PermissionError:

@@ -28,8 +28,9 @@ from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from fer_mine.amacnn.weights import ModelCard, read_card
+from fer_mine.amacnn.weights import ModelCard, verify_weights
 from fer_mine.errors import FerMineError
+from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN
 from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
 from fer_mine.pipeline.images import (
     DEFAULT_MAX_PIXELS,
@@ -41,7 +42,7 @@ from fer_mine.pipeline.images import (
     read_bytes,
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
-from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS, TABLES, check_table_file
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -57,7 +58,9 @@ class RunSettings:
     batch_size: int = 64
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     aligned: bool = False  # every image is one already-cropped face
-    margin: float = 0.1  # crop margin around the detector box, per side
+    # crop framing, chosen with benchmarks/pipeline_accuracy.py (README, Framing)
+    margin: float = DEFAULT_MARGIN  # crop margin around the detector box, per side
+    align: bool = DEFAULT_ALIGN  # rotate each crop so the eyes are level (needs landmarks)
     tta: bool = True  # average with the mirrored face (see pipeline/inference.py)
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
@@ -142,11 +145,14 @@ class DetectAndCropFaces(beam.DoFn):
         })  # fmt: skip
         margin = 0.0 if self.detector is None else self.settings.margin
         for index, face in enumerate(faces):
-            crop = self.preprocess.to_pixels(crop_face(image.pixels, face, margin))
+            aligned = self.settings.align and face.landmarks is not None
+            crop = self.preprocess.to_pixels(crop_face(image.pixels, face, margin, aligned))
             tensor = self.preprocess.to_tensor(crop[None])[0].contiguous()
+            points = face.landmarks or (None,) * len(LANDMARK_COLUMNS)
             record = {**base, "image_sha256": image.sha256, "taken_at": image.taken_at, "face_index": index,
                       "box_x": face.x, "box_y": face.y, "box_w": face.w, "box_h": face.h,
-                      "detector": detector, "detector_score": face.score}  # fmt: skip
+                      "detector": detector, "detector_score": face.score,
+                      **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned}  # fmt: skip
             yield record, tensor
 
 
@@ -241,9 +247,11 @@ def plan_run(settings: RunSettings) -> RunPlan:
     output = Path(settings.output)
     if output.exists() and not output.is_dir():
         raise FerMineError(f"output path {output} exists and is not a folder")
-    card, _ = read_card(settings.model_path)
+    # every weights file the run will load is checked here, so a damaged one is one line, not
+    # a traceback from inside a Beam worker, and nothing is staged
+    card, _ = verify_weights(settings.model_path)
     if not settings.aligned:
-        FaceDetector(settings.detector)  # fail fast on a bad detector setup, before Beam starts
+        FaceDetector(settings.detector)  # checks the detector's file and OpenCV, before Beam starts
     output.mkdir(parents=True, exist_ok=True)
     if settings.overwrite:
         for table in TABLES:

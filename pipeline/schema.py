@@ -16,7 +16,10 @@ import pyarrow.parquet as pq
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 
-SCHEMA_VERSION = "2"  # 2: faces and images say whether flip TTA classified them
+SCHEMA_VERSION = "3"  # 2: faces and images say whether flip TTA classified them; 3: landmarks, aligned
+# The five face points YuNet gives, in its order (the subject's right and left)
+LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+LANDMARK_COLUMNS = tuple(f"{point}_{axis}" for point in LANDMARKS for axis in ("x", "y"))
 TABLES = ("faces", "images", "errors")
 
 _TS = pa.timestamp("us")
@@ -42,6 +45,9 @@ FACES = pa.schema(
         pa.field("box_h", pa.int32(), nullable=False),
         pa.field("detector", pa.string(), nullable=False),
         pa.field("detector_score", pa.float32()),  # null where the detector gives none (haar)
+        # landmarks in original pixels; null for detectors without them (ssd, haar, aligned input)
+        *[pa.field(name, pa.float32()) for name in LANDMARK_COLUMNS],
+        pa.field("aligned", pa.bool_(), nullable=False),  # crop rotated so the eyes are level
         pa.field("emotion", pa.string(), nullable=False),  # the most probable label
         pa.field("confidence", pa.float32(), nullable=False),  # its probability
         # probability of every label, one column each, in the model's label order

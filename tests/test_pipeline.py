@@ -16,7 +16,7 @@ from PIL import Image
 from benchmarks.scenes import compose, save_jpeg, write_archive
 from fer_mine.cli import main
 from fer_mine.labels import EMOTIONS
-from fer_mine.pipeline.schema import SCHEMAS
+from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS
 
 
 def table(out: Path, name: str) -> list[dict]:
@@ -85,7 +85,22 @@ def test_face_records_carry_what_the_schema_promises(archive, mined):
         assert face["confidence"] == max(probs)
         assert face["folder"] == face["path"].split("/")[0]
         assert face["taken_at"] is not None  # the archive writes EXIF DateTimeOriginal
-        assert face["detector"] == "ssd" and 0.5 <= face["detector_score"] <= 1
+        assert face["detector"] == "yunet" and 0.6 <= face["detector_score"] <= 1
+        # the five landmarks lie inside the box, the eyes above the mouth
+        x0, y0, x1, y1 = (
+            face["box_x"],
+            face["box_y"],
+            face["box_x"] + face["box_w"],
+            face["box_y"] + face["box_h"],
+        )
+        for column in LANDMARK_COLUMNS:
+            assert (
+                (x0 if column.endswith("_x") else y0) - 2
+                <= face[column]
+                <= (x1 if column.endswith("_x") else y1) + 2
+            )
+        assert max(face["right_eye_y"], face["left_eye_y"]) < min(face["mouth_right_y"], face["mouth_left_y"])
+        assert face["aligned"] is True  # the default: crops rotated so the eyes are level
         assert len(face["image_sha256"]) == len(face["model_sha256"]) == 64
         assert face["tta"] is True  # the default: each face also classified mirrored
     import pyarrow.parquet as pq
@@ -184,6 +199,7 @@ def test_aligned_mode_treats_each_image_as_one_face(tmp_path):
     faces = table(tmp_path / "out", "faces")
     assert len(faces) == 3
     assert all(f["detector"] == "aligned" and f["box_w"] == 48 and f["detector_score"] is None for f in faces)
+    assert all(f["right_eye_x"] is None and f["aligned"] is False for f in faces)  # no landmarks here
 
 
 @pytest.fixture
@@ -212,6 +228,10 @@ def bad_corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     add("locked.jpg", "permission_denied", lambda p: (p.write_bytes(jpeg), p.chmod(0)))
     add("broken-link.jpg", "missing", lambda p: os.symlink(root / "nowhere.jpg", p))
     add("folder.jpg", "not_a_file", lambda p: p.mkdir())
+    # opening a FIFO for reading waits for a writer: it must be refused without an open
+    add("pipe.jpg", "not_a_file", lambda p: os.mkfifo(p))
+    add("socket.png", "not_a_file", _bind_socket)
+    add("device.jpg", "not_a_file", lambda p: os.symlink("/dev/zero", p))  # endless bytes
     weird = os.fsdecode(b"caf\xe9-latin1.jpg")  # not UTF-8
     (root / weird).write_bytes(jpeg)
     expected["caf\\xe9-latin1.jpg"] = None
@@ -219,6 +239,14 @@ def bad_corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (root / "UPPER.JPEG").write_bytes(jpeg)
     expected["UPPER.JPEG"] = None
     return root, expected
+
+
+def _bind_socket(path: Path) -> None:
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()  # the socket file stays, as a dead server leaves it
 
 
 def _gif(image: np.ndarray, folder: Path) -> Path:
@@ -236,11 +264,23 @@ def test_unreadable_file_is_an_error_for_non_root(bad_corpus, tmp_path):
 
 
 def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
+    import signal
+
     root, expected = bad_corpus
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["run", "--input", str(root), "--output", str(out), "--max-pixels", "5000000"]
-    )
+
+    def hung(*_) -> None:
+        raise TimeoutError("fer-mine run hung on the bad corpus (reading the FIFO?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(300)  # a regression would block forever: fail instead
+    try:
+        result = CliRunner().invoke(
+            main, ["run", "--input", str(root), "--output", str(out), "--max-pixels", "5000000"]
+        )
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert result.exit_code == 0, result.output
     assert "warning" in result.output
     errors = {r["path"]: r["kind"] for r in table(out, "errors")}
@@ -262,7 +302,7 @@ def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
     [
         (["--input", "{missing}", "--output", "{out}"], "input folder not found"),
         (["--input", "{tmp}", "--output", "{file}"], "exists and is not a folder"),
-        (["--input", "{tmp}", "--output", "{out}", "--detector", "yunet"], "needs --detector-model"),
+        (["--input", "{tmp}", "--output", "{out}", "--detector-model", "{file}"], "not a YuNet ONNX file"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):

@@ -51,7 +51,7 @@ def write_fixture(out: Path, photo_root: Path) -> None:
         for index, (emotion, confidence, second, p_second) in enumerate(face_list):
             faces.append({**base, "image_sha256": "s" * 64, "taken_at": taken, "face_index": index,
                           "box_x": 40 + 150 * index, "box_y": 60, "box_w": 100, "box_h": 120,
-                          "detector": "ssd", "detector_score": 0.99, "emotion": emotion,
+                          "detector": "ssd", "detector_score": 0.99, "aligned": False, "emotion": emotion,
                           "confidence": confidence, **probabilities(emotion, confidence, second, p_second),
                           "model_name": "test", "model_sha256": MODEL, "tta": True, "processed_at": NOW})  # fmt: skip
     errors = [

@@ -1,0 +1,23 @@
+"""What `fer-mine run` does unless told otherwise: each value measured (README, Detection and
+Framing). Kept free of heavy imports so that `--help` can show them without loading OpenCV."""
+
+from __future__ import annotations
+
+DETECTORS = ("yunet", "ssd", "haar")
+DEFAULT_DETECTOR = "yunet"
+# Per detector: the longer image side(s) it sees (one pass each, merged) and the score it
+# needs. Chosen with benchmarks/detection_quality.py on 1600x1200 scenes: YuNet-n at 1280
+# finds every face from 24 px at 68 ms where 1600 costs 124 ms; its 320 pass finds the faces
+# too big for the 1280 pass (a face filling the photo is only boxed in parts there).
+DEFAULT_SIZES: dict[str, tuple[int, ...]] = {"yunet": (1280, 640), "ssd": (640, 1600), "haar": ()}
+DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
+# Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
+DEFAULT_MARGIN = 0.0  # per side, as a share of the box size
+DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
+
+
+def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:
+    """`yunet 1280,320; ssd 640,1600` for --help."""
+    return "; ".join(
+        f"{name} {','.join(map(str, v)) if isinstance(v, tuple) else v}" for name, v in values.items() if v
+    )

@@ -152,6 +152,14 @@ def _threads(threads: int | None) -> None:
 @click.option("--focal-weight", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option("--tta/--no-tta", default=False, help="Flip test-time augmentation in the final evaluation.")
 @click.option("--keep-contempt", is_flag=True, help="FER+: keep contempt as an 8th class.")
+@click.option(
+    "--ferplus-targets",
+    type=click.Choice(["majority", "distribution"]),
+    default="majority",
+    show_default=True,
+    help="FER+: train on the majority label, or on the 10 annotators' vote distribution as soft "
+    "targets. Evaluation scores the majority label either way.",
+)
 @click.option("--val-fraction", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of initial weights and batch order."

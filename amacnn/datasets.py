@@ -57,12 +57,15 @@ class Split:
     labels: list[str] = field(default_factory=list)
     paths: list[str | None] = field(default_factory=list)
     pixels: list[np.ndarray | None] = field(default_factory=list)
+    # FER+: the annotators' votes per canonical label; None where a dataset has one label only
+    votes: list[dict[str, int] | None] = field(default_factory=list)
 
-    def add(self, id_: str, label: str, path: str | None = None, pixels=None) -> None:
+    def add(self, id_: str, label: str, path: str | None = None, pixels=None, votes=None) -> None:
         self.ids.append(id_)
         self.labels.append(label)
         self.paths.append(path)
         self.pixels.append(pixels)
+        self.votes.append(votes)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,6 +76,7 @@ class Split:
             [self.labels[i] for i in indices],
             [self.paths[i] for i in indices],
             [self.pixels[i] for i in indices],
+            [self.votes[i] for i in indices],
         )
 
 
@@ -181,7 +185,9 @@ def read_ferplus(root: Path, name: str, keep_contempt: bool = False) -> Dataset:
                 if label is None:
                     excluded[split_name] += 1
                     continue
-                split.add(row[0], label, path=str(root / folder / row[0]))
+                # the emotion columns' votes (not unknown / not-a-face), for --ferplus-targets distribution
+                counts = {canonical_label(c): v for c, v in zip(FERPLUS_COLUMNS[:8], votes, strict=False)}
+                split.add(row[0], label, path=str(root / folder / row[0]), votes=counts)
         splits[split_name] = split
     reasons = "tie, unknown, not a face" + ("" if keep_contempt else ", contempt")
     notes = [f"{split}: {n} images excluded ({reasons})" for split, n in excluded.items()]
@@ -255,6 +261,8 @@ class LoadedSplit:
     labels: np.ndarray  # int64 indices into the label list
     ids: list[str]
     skipped: list[str]  # ids that could not be decoded
+    # float32 (N, K): the votes over the label list, normalised (FER+), else one-hot of `labels`
+    distributions: np.ndarray | None = None
 
 
 def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...]) -> LoadedSplit:
@@ -269,7 +277,13 @@ def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...
     shape = (0, preprocess.size, preprocess.size, preprocess.channels)
     images = np.stack([decoded[i] for i in keep]) if keep else np.zeros(shape, np.uint8)
     labels = np.array([index[split.labels[i]] for i in keep], dtype=np.int64)
-    return LoadedSplit(images, labels, [split.ids[i] for i in keep], skipped)
+    distributions = np.eye(len(label_names), dtype=np.float32)[labels]
+    for row, i in enumerate(keep):
+        votes = split.votes[i] if split.votes else None
+        if votes:  # votes for labels outside the list (a dropped contempt) are left out
+            kept = np.array([votes.get(name, 0) for name in label_names], dtype=np.float32)
+            distributions[row] = kept / kept.sum()
+    return LoadedSplit(images, labels, [split.ids[i] for i in keep], skipped, distributions)
 
 
 def pixel_hashes(images: np.ndarray) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,7 @@ from fer_mine.transforms.preprocess import Preprocess
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SCHEDULES = ("constant", "cosine")
+FERPLUS_TARGETS = ("majority", "distribution")
 
 
 @dataclass
@@ -62,6 +64,9 @@ class TrainOptions:
     augment: float = 1.0  # augmentation strength; 0 = off
     tta: bool = False  # horizontal-flip test-time augmentation when evaluating
     keep_contempt: bool = False
+    # FER+ training targets: the majority label, or the annotators' vote distribution as soft
+    # targets (Barsoum et al. 2016); evaluation always scores the majority label
+    ferplus_targets: str = "majority"
     time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
     name: str = "amacnn"
     init_from: str = ""  # start from these weights (a model folder) instead of random ones
@@ -100,11 +105,18 @@ def _concat(parts: list[LoadedSplit]) -> LoadedSplit:
         np.concatenate([p.labels for p in parts]),
         [i for p in parts for i in p.ids],
         [s for p in parts for s in p.skipped],
+        np.concatenate([p.distributions for p in parts]),
     )
 
 
 def _take(split: LoadedSplit, indices: list[int]) -> LoadedSplit:
-    return LoadedSplit(split.images[indices], split.labels[indices], [split.ids[i] for i in indices], [])
+    return LoadedSplit(
+        split.images[indices],
+        split.labels[indices],
+        [split.ids[i] for i in indices],
+        [],
+        split.distributions[indices],
+    )
 
 
 def prepare_data(
@@ -130,6 +142,7 @@ def prepare_data(
                 if loaded.skipped:
                     notes.append(f"{dataset.name}/{split_name}: skipped {len(loaded.skipped)}")
                 tests[f"{dataset.name}/{split_name}"] = loaded
+    trains = _one_copy_per_picture(datasets, trains, tests, notes)
     train = _concat(trains)
     # FER-2013 holds byte-identical images across its splits, and FER+ re-labels the same
     # images: never let a test image (of any chosen dataset) into training.
@@ -144,6 +157,72 @@ def prepare_data(
     for note in notes:
         log(note)
     return PreparedData(labels, _take(train, keep), _take(train, held), tests, counts, notes)
+
+
+def _one_copy_per_picture(
+    datasets: list[Dataset], trains: list[LoadedSplit], tests: dict[str, LoadedSplit], notes: list[str]
+) -> list[LoadedSplit]:
+    """Datasets that hold the same pictures (FER+ re-labels FER-2013's, saved as PNG where the
+    Kaggle copy is JPEG) must not put one picture into training twice, maybe under two labels,
+    nor one dataset's test picture into another's training. Each picture keeps the copy of the
+    first dataset in this order: datasets with annotator votes (FER+) first, then as given."""
+    if len(datasets) < 2:
+        return trains
+    order = sorted(range(len(datasets)), key=lambda i: not any(datasets[i].splits["train"].votes))
+    kept: dict[int, LoadedSplit] = {}
+    for position, i in enumerate(order):
+        name, train = datasets[i].name, trains[i]
+        others = [tests[k] for k in tests if not k.startswith(f"{datasets[i].name}/")]
+        earlier = [kept[j] for j in order[:position]]
+        in_tests = same_pictures(train.images, [t.images for t in others])
+        in_earlier = same_pictures(train.images, [e.images for e in earlier]) & ~in_tests
+        if in_tests.any():
+            notes.append(
+                f"{name}/train: dropped {int(in_tests.sum())} pictures that another dataset tests on"
+            )
+        if in_earlier.any():
+            source = ", ".join(datasets[j].name for j in order[:position])
+            notes.append(
+                f"{name}/train: {int(in_earlier.sum())} pictures are also in {source}; "
+                f"they are used once, labelled by {source}"
+            )
+        kept[i] = _take(train, np.flatnonzero(~(in_tests | in_earlier)).tolist())
+    return [kept[i] for i in range(len(datasets))]
+
+
+def same_pictures(images: np.ndarray, pools: list[np.ndarray], tolerance: float = 2.5) -> np.ndarray:
+    """Which images also appear in any pool, up to re-encoding noise: the nearest pool image
+    by an 8x8 thumbnail, accepted when the mean absolute pixel difference is under `tolerance`.
+    Measured on FER+ PNGs against the Kaggle FER-2013 JPEGs: the same picture differs by 0.7-1.5
+    gray levels, the nearest other picture by 3 or more (median 34)."""
+    found = np.zeros(len(images), dtype=bool)
+    queries = _thumbnails(images)
+    for pool in pools:
+        if not len(pool) or not len(images):
+            continue
+        keys = torch.from_numpy(_thumbnails(pool))
+        key_norms = (keys**2).sum(1)
+        for start in range(0, len(images), 2048):
+            block = torch.from_numpy(queries[start : start + 2048])
+            distance = (block**2).sum(1, keepdim=True) - 2 * block @ keys.T + key_norms
+            nearest = distance.argmin(1).numpy()
+            part = images[start : start + len(block)].astype(np.int16)
+            difference = np.abs(part - pool[nearest].astype(np.int16)).mean(axis=(1, 2, 3))
+            found[start : start + len(block)] |= difference < tolerance
+    return found
+
+
+def _thumbnails(images: np.ndarray) -> np.ndarray:
+    return (
+        np.stack(
+            [
+                cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+                for image in images
+            ]
+        )
+        if len(images)
+        else np.zeros((0, 64), np.float32)
+    )
 
 
 def _to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -223,6 +302,8 @@ def train(
         raise FerMineError(f"unknown preset {options.preset!r}; choose from {', '.join(PRESETS)}")
     if options.schedule not in SCHEDULES:
         raise FerMineError(f"unknown schedule {options.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if options.ferplus_targets not in FERPLUS_TARGETS:
+        raise FerMineError(f"--ferplus-targets: choose from {', '.join(FERPLUS_TARGETS)}")
     device = device or pick_device()
     output.mkdir(parents=True, exist_ok=True)
     checkpoint_path = output / CHECKPOINT_FILE
@@ -270,6 +351,12 @@ def train(
 
     train_images = _to_device_images(data.train.images, device)
     train_labels = torch.from_numpy(data.train.labels).to(device)
+    # soft targets per image (one-hot where a dataset has no votes), or None: class indices
+    train_targets = (
+        torch.from_numpy(data.train.distributions).to(device)
+        if options.ferplus_targets == "distribution"
+        else None
+    )
     val_images = _to_device_images(data.val.images, device)
     val_labels = torch.from_numpy(data.val.labels).to(device)
     class_weights = inverse_frequency_weights(data.train.labels.tolist(), len(data.labels))
@@ -330,13 +417,14 @@ def train(
             if augment is not None:
                 batch = augment(batch).clamp_(0.0, 1.0)
             batch = preprocess.normalize(batch).contiguous(memory_format=torch.channels_last)
-            soft_targets = None
+            soft_targets = train_targets[idx] if train_targets is not None else None
             if options.mixup > 0:
                 lam = float(np.random.beta(options.mixup, options.mixup))
                 perm = torch.randperm(len(idx), device=device)
                 batch = lam * batch + (1 - lam) * batch[perm]
-                one_hot = F.one_hot(targets, len(data.labels)).float()
-                soft_targets = lam * one_hot + (1 - lam) * one_hot[perm]
+                if soft_targets is None:
+                    soft_targets = F.one_hot(targets, len(data.labels)).float()
+                soft_targets = lam * soft_targets + (1 - lam) * soft_targets[perm]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(batch)
                 if teacher is not None:

@@ -1,10 +1,11 @@
 """Throughput of `fer-mine run` and of each of its stages alone, and peak memory at N and 4N.
 
-    python -m benchmarks.pipeline_speed [--photos 40] [--size 1600x1200] [--detect-size 640,1600]
+    python -m benchmarks.pipeline_speed [--photos 40] [--size 1600x1200] [--detector yunet]
+                                        [--detect-size 1280,640] [--workers 1,2]
 
 Builds an archive of N JPEG photos (scenes with 0-5 pasted faces, EXIF times), then times:
 decode only; decode + detect; the model alone on the face crops (batches of 64); the whole
-Beam pipeline in this process (DirectRunner) and with 2 worker processes. Each pipeline run
+Beam pipeline in this process (DirectRunner) and with each --workers count of worker processes. Each pipeline run
 is a fresh child process so that its peak RSS is its own. Goals: the whole pipeline reaches
 80% of its slowest stage alone; memory does not grow with N.
 """
@@ -21,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
@@ -29,22 +31,24 @@ from rich.table import Table
 from benchmarks.scenes import write_archive
 from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
+from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
 from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.pipeline.images import decode, find_images, read_bytes
 from fer_mine.pipeline.run import RunSettings, run
 
 
-def stage_rates(folder: Path, sizes: tuple[int, ...]) -> dict[str, tuple[float, float]]:
+def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[float, float]]:
     files = find_images(str(folder))
     start = time.perf_counter()
     images = [decode(f, read_bytes(f)) for f in files]
     decode_s = time.perf_counter() - start
-    detector = FaceDetector(DetectorSettings(detect_sizes=sizes))
+    detector = FaceDetector(settings)
     start = time.perf_counter()
     faces = [(img, detector.detect(img.pixels)) for img in images]
     detect_s = time.perf_counter() - start
     model, card = load_model()
-    crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, 0.1)) for img, fs in faces for f in fs]
+    crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, DEFAULT_MARGIN, DEFAULT_ALIGN))
+             for img, fs in faces for f in fs]  # fmt: skip
     n_faces = len(crops)
     start = time.perf_counter()
     tensor = card.preprocess.to_tensor(np.stack(crops)) if crops else None
@@ -61,10 +65,11 @@ def stage_rates(folder: Path, sizes: tuple[int, ...]) -> dict[str, tuple[float, 
     }
 
 
-def child(folder: str, out: str, workers: int, sizes: str) -> None:
+def child(folder: str, out: str, workers: int, detector: str, sizes: str) -> None:
     """Runs one pipeline in this (fresh) process and prints its figures as JSON."""
+    detect_sizes = tuple(int(s) for s in sizes.split(",")) if sizes else None
     settings = RunSettings(inputs=[folder], output=out, workers=workers,
-                           detector=DetectorSettings(detect_sizes=tuple(int(s) for s in sizes.split(","))))  # fmt: skip
+                           detector=DetectorSettings(detector, detect_sizes=detect_sizes))  # fmt: skip
     start = time.perf_counter()
     counts = run(settings)
     seconds = time.perf_counter() - start
@@ -79,11 +84,11 @@ def child(folder: str, out: str, workers: int, sizes: str) -> None:
     )
 
 
-def pipeline(folder: Path, workers: int, sizes: str) -> dict:
+def pipeline(folder: Path, workers: int, detector: str, sizes: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         code = ("import sys; from benchmarks.pipeline_speed import child; "
-                "child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])")  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", code, str(folder), out, str(workers), sizes],
+                "child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code, str(folder), out, str(workers), detector, sizes],
                               capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -92,33 +97,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--size", default="1600x1200")
-    parser.add_argument("--detect-size", default="640,1600")
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
+    parser.add_argument("--detect-size", default="", help="default: the detector's own (fer-mine run --help)")
+    parser.add_argument("--workers", default="1,2", help="worker process counts of the pipeline rows")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
-    sizes = tuple(int(s) for s in args.detect_size.split(","))
+    sizes = tuple(int(s) for s in args.detect_size.split(",")) if args.detect_size else None
+    settings = DetectorSettings(args.detector, detect_sizes=sizes)
     console = Console(width=160)
     with tempfile.TemporaryDirectory() as tmp:
         small, large = Path(tmp) / "n", Path(tmp) / "4n"
         truth = write_archive(small, args.photos, seed=1, size=(width, height))
         write_archive(large, 4 * args.photos, seed=2, size=(width, height))
+        sizes = ",".join(map(str, settings.sizes))
         console.print(f"archive: {args.photos} photos of {width}x{height}, {sum(map(len, truth.values()))} faces; "
-                      f"detector ssd@{args.detect_size}; {os.cpu_count()} CPU cores")  # fmt: skip
+                      f"detector {args.detector}@{sizes}; OpenCV {cv2.__version__}; torch threads "
+                      f"{torch.get_num_threads()}; {os.cpu_count()} CPU cores")  # fmt: skip
         table = Table("measure", "images/s", "faces/s", "peak RSS MB", title="fer-mine run throughput")
-        stages = stage_rates(small, sizes)
+        stages = stage_rates(small, settings)
         for name, (ips, fps) in stages.items():
             table.add_row(name, f"{ips:.2f}", f"{fps:.2f}", "")
         slowest = min(
             v[0] for k, v in stages.items() if k in ("decode only", "detect only", "model only (crops)")
         )
         table.add_section()
-        for label, folder, workers in (("pipeline in-process, N", small, 1), ("pipeline 2 workers, N", small, 2),
-                                       ("pipeline in-process, 4N", large, 1), ("pipeline 2 workers, 4N", large, 2)):  # fmt: skip
-            r = pipeline(folder, workers, args.detect_size)
-            ips = r["images"] / r["seconds"]
-            share = f" ({ips / slowest:.0%} of slowest stage)" if workers == 1 else ""
-            table.add_row(
-                label + share, f"{ips:.2f}", f"{r['faces'] / r['seconds']:.2f}", f"{r['rss_mb']:.0f}"
-            )
+        for label, folder in (("N", small), ("4N", large)):
+            for workers in (int(w) for w in args.workers.split(",")):
+                r = pipeline(folder, workers, args.detector, args.detect_size)
+                ips = r["images"] / r["seconds"]
+                name = f"pipeline, {'in-process' if workers == 1 else f'{workers} workers'}, {label}"
+                share = f" ({ips / slowest:.0%} of slowest stage)" if workers == 1 else ""
+                table.add_row(
+                    name + share, f"{ips:.2f}", f"{r['faces'] / r['seconds']:.2f}", f"{r['rss_mb']:.0f}"
+                )
         console.print(table)
 
 

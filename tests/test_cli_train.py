@@ -241,3 +241,135 @@ def test_help_lists_every_verb():
     result = CliRunner().invoke(main, ["--help"])
     for verb in ("run", "train", "evaluate", "ensemble", "report", "query", "model-info"):
         assert verb in result.output
+
+
+def test_teacher_adds_a_soft_target_loss_on_every_step(trained, tmp_path, monkeypatch):
+    from fer_mine.amacnn import train as training
+
+    root, out, _ = trained
+    calls = []
+    real = training.distillation_loss
+
+    def spy(student, teacher, temperature):
+        calls.append((teacher.detach().clone(), temperature))
+        return real(student, teacher, temperature)
+
+    monkeypatch.setattr(training, "distillation_loss", spy)
+    result = train_cli(root, tmp_path / "student", 1, "--teacher", str(out), "--distill-temperature", "3")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 5  # 77 training images in batches of 16: every step
+    assert all((t == 3 and logits.shape == (16, 7)) or len(logits) == 13 for logits, t in calls)
+    teacher_card = json.loads((out / "model.json").read_text())
+    card = json.loads((tmp_path / "student" / "model.json").read_text())
+    assert card["training"]["teacher"] == {"name": "amacnn", "sha256": teacher_card["sha256"]}
+    assert card["training"]["recipe"]["distill_temperature"] == 3
+
+
+def test_distillation_loss_is_zero_for_a_student_that_matches_its_teacher():
+    import torch
+
+    from fer_mine.amacnn.train import distillation_loss
+
+    logits = torch.randn(4, 7)
+    assert distillation_loss(logits, logits, 2.0).item() == pytest.approx(0, abs=1e-6)
+    assert distillation_loss(logits, torch.randn(4, 7), 2.0).item() > 0.01
+
+
+def _ferplus_tree(root, per_class: int = 6) -> None:
+    """FER+ layout: each image 7 votes for its class and 3 for the next one."""
+    import cv2
+    import numpy as np
+
+    from conftest import face_like
+    from fer_mine.amacnn.datasets import FERPLUS_COLUMNS
+    from fer_mine.labels import ALIASES, EMOTIONS
+
+    column = {ALIASES[c]: i for i, c in enumerate(FERPLUS_COLUMNS[:8])}
+    rng = np.random.default_rng(0)
+    for folder, count in (("FER2013Train", per_class), ("FER2013Test", 2)):
+        (root / folder).mkdir(parents=True)
+        rows = []
+        for k, emotion in enumerate(EMOTIONS):
+            for i in range(count):
+                name = f"fer{k:03d}{i:04d}.png"
+                cv2.imwrite(str(root / folder / name), face_like(k, rng))
+                votes = [0] * 10
+                votes[column[emotion]] = 7
+                votes[column[EMOTIONS[(k + 1) % 7]]] = 3
+                rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+        (root / folder / "label.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("targets", ["majority", "distribution"])
+def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, monkeypatch, targets):
+    import torch
+
+    from fer_mine.amacnn import train as training
+
+    _ferplus_tree(tmp_path / "data" / "ferplus")
+    seen = []
+
+    class Spy(training.HybridLoss):
+        def forward(self, logits, target):
+            seen.append(target.detach().clone())
+            return super().forward(logits, target)
+
+    monkeypatch.setattr(training, "HybridLoss", Spy)
+    args = [*TRAIN, "--data-root", str(tmp_path / "data"), "--datasets", "ferplus", "--epochs", "1",
+            "--output", str(tmp_path / "run"), "--ferplus-targets", targets]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    soft = [t for t in seen if t.ndim == 2]
+    if targets == "majority":
+        assert not soft  # class indices
+        return
+    rows = torch.cat(soft)
+    # every training target is 0.7 on the image's class and 0.3 on the next one
+    assert torch.allclose(rows.sort(dim=1).values[:, -2:], torch.tensor([0.3, 0.7]).expand(len(rows), 2))
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["training"]["recipe"]["ferplus_targets"] == "distribution"
+    assert "ferplus/test" in card["metrics"]  # scored on the majority label, as published
+
+
+def test_datasets_holding_the_same_pictures_train_on_each_picture_once(tmp_path):
+    """`--datasets all` over FER-2013 and FER+: the same pictures, JPEG in one and PNG in the other,
+    under labels that disagree. Each is used once, with the FER+ label."""
+    import cv2
+    import numpy as np
+
+    from conftest import face_like
+    from fer_mine.labels import EMOTIONS
+
+    root = tmp_path / "data"
+    _ferplus_tree(root / "ferplus")
+    rng = np.random.default_rng(5)
+    for split, folder in (("train", "FER2013Train"), ("test", "FER2013Test")):
+        for png in sorted((root / "ferplus" / folder).glob("*.png")):
+            k = int(png.name[3:6])
+            other = root / "kaggle" / split / EMOTIONS[(k + 1) % 7]  # a noisier label for the same face
+            other.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(other / f"{png.stem}.jpg"), cv2.imread(str(png), 0), [cv2.IMWRITE_JPEG_QUALITY, 90]
+            )
+    for k, emotion in enumerate(EMOTIONS):  # and pictures only the Kaggle copy has
+        for i in range(3):
+            cv2.imwrite(str(root / "kaggle" / "train" / emotion / f"own{i}.jpg"), face_like(k, rng))
+    result = CliRunner().invoke(
+        main,
+        [
+            *TRAIN,
+            "--data-root",
+            str(root),
+            "--datasets",
+            "all",
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "kaggle/train: 42 pictures are also in ferplus; they are used once, labelled by ferplus" in said
+    images = json.loads((tmp_path / "r" / "model.json").read_text())["training"]["images"]
+    assert images["train"] + images["val"] == 42 + 21  # FER+'s 42 once, and the Kaggle copy's own 21

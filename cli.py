@@ -225,9 +225,13 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     from fer_mine.amacnn.datasets import resolve_datasets
     from fer_mine.amacnn.train import TrainOptions, pick_device
     from fer_mine.amacnn.train import train as run_training
+    from fer_mine.amacnn.weights import verify_weights
 
     _threads(threads)
     root = _data_root(data_root)
+    for option in ("init_from", "teacher"):  # a typo or a damaged file, before minutes of decoding
+        if recipe[option]:
+            verify_weights(recipe[option])
     datasets, notes = resolve_datasets(root, dataset_names, recipe["split_seed"], recipe["keep_contempt"])
     for note in notes:
         console.print(note)

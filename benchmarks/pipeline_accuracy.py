@@ -1,6 +1,6 @@
 """End-to-end accuracy of `fer-mine run`: FER-2013 faces pasted into photos, found, framed, classified.
 
-    python -m benchmarks.pipeline_accuracy --data-root ../shared/data [--faces 1200] [--split val]
+    python -m benchmarks.pipeline_accuracy [--data-root ../shared/data] [--faces 1200] [--split val]
 
 Takes labelled FER-2013 faces (48x48 gray) from the default model's validation split (carved
 from training data, never trained on: the split to choose with) or from PrivateTest (to report
@@ -9,6 +9,7 @@ after choosing), upscales each 3-6x, pastes 1 to 4 of them into 1024x768 synthet
 `fer-mine run` on those photos for each crop framing (margin, --align/--no-align), and scores:
 share of faces found, accuracy on the found faces, and end to end (a missed face counts as
 wrong). The `--aligned` row runs the same faces as 48x48 crops (no detection): the ceiling.
+Skips with a message when FER-2013 is absent (a fresh machine).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.accuracy import DEFAULT_ROOT
 from benchmarks.scenes import _background
 from fer_mine.amacnn.ensemble import validation_data
 from fer_mine.amacnn.weights import read_card
@@ -138,11 +140,14 @@ def score(output: Path, truth: list[dict], labels: np.ndarray, names: tuple) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--faces", type=int, default=1200)
     parser.add_argument("--split", choices=("val", "PrivateTest"), default="val")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not (args.data_root / "fer2013").is_dir():
+        print(f"skipped: no fer2013 under {args.data_root} (pass --data-root)")
+        return
     faces, labels, names = faces_of(args.data_root, args.split, args.faces, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

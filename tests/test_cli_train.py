@@ -210,6 +210,11 @@ def test_ensemble_refuses_members_validated_on_different_splits(trained, tmp_pat
             ],
             "has no 'valid' split",
         ),
+        (
+            ["train", "--data-root", "{root}", "--teacher", "{missing}"],
+            "nothing not found: give a model folder",
+        ),
+        (["train", "--data-root", "{root}", "--init", "{foreign}"], "not a fer-mine model card"),
         (["run"], "Missing option '--input'"),
         # Beam would drop an option it does not know with a warning: a typo must not pass silently
         (["run", "--input", "{root}", "--output", "{missing}", "--thread", "2"], "unknown option --thread"),

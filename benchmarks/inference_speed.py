@@ -1,0 +1,83 @@
+"""Faces/s of a shipped classifier as `fer-mine run` calls it, and of the CPU speed-ups on offer.
+
+    python -m benchmarks.inference_speed [--model amacnn-fer2013] [--batch 64] [--repeats 7]
+                                         [--data-root ../shared/data]
+
+Variants: eager float32 channels_last (what `run` does), eager contiguous (NCHW), torch.compile,
+int8 dynamic quantisation of the linear layers. Each is timed on batches of preprocessed faces with
+flip TTA (two passes, as `run` classifies), median of --repeats, the variants interleaved round
+by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
+only worth taking at equal accuracy, within 0.1 point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from fer_mine.amacnn.model import class_probabilities
+from fer_mine.amacnn.weights import load_model
+
+
+def variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    import copy
+
+    eager_nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    quantised = torch.ao.quantization.quantize_dynamic(
+        copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+    )
+    return {
+        "eager, channels_last (run today)": model,
+        "eager, contiguous NCHW": eager_nchw,
+        "torch.compile": torch.compile(copy.deepcopy(model)),
+        "int8 dynamic (linear layers)": quantised,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--data-root", type=Path)
+    args = parser.parse_args()
+    model, card = load_model(args.model)
+    cfg = card.config
+    batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
+    models = variants(model)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode():
+        for m in models.values():  # warm-up: compiles, plans
+            class_probabilities(m, batch.contiguous(memory_format=torch.channels_last), tta=True)
+        for _ in range(args.repeats):
+            for name, m in models.items():
+                x = batch.contiguous(memory_format=torch.channels_last) if "NCHW" not in name else batch
+                start = time.perf_counter()
+                class_probabilities(m, x, tta=True)
+                times[name].append(time.perf_counter() - start)
+    accuracy = {}
+    if args.data_root:
+        from fer_mine.amacnn.ensemble import validation_data
+        from fer_mine.amacnn.train import evaluate_loaded
+
+        data = validation_data(card, args.data_root, log=lambda *_: None)
+        for name, m in models.items():
+            accuracy[name] = evaluate_loaded(m, data.val, card.preprocess, card.labels, tta=True)["accuracy"]
+    table = Table("variant", "faces/s", "x", "val accuracy (flip)",
+                  title=f"{card.name} ({card.members} network(s)), flip TTA, batch {args.batch}, "
+                        f"{torch.get_num_threads()} threads, torch {torch.__version__}")  # fmt: skip
+    base = args.batch / statistics.median(next(iter(times.values())))
+    for name, t in times.items():
+        rate = args.batch / statistics.median(t)
+        table.add_row(name, f"{rate:.0f}", f"{rate / base:.2f}", f"{accuracy[name]:.2%}" if accuracy else "-")
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=1200)
     parser.add_argument("--split", choices=("val", "PrivateTest"), default="val")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--framings", help="only these, e.g. 'align:0,no-align:0.1' (default: all)")
     args = parser.parse_args()
     if not (args.data_root / "fer2013").is_dir():
         print(f"skipped: no fer2013 under {args.data_root} (pass --data-root)")
@@ -167,7 +168,12 @@ def main() -> None:
             "-",
             f"{seconds:.0f}",
         )
-        for align, margin in FRAMINGS:
+        framings = FRAMINGS
+        if args.framings:
+            framings = [
+                (mode == "align", float(m)) for mode, m in (f.split(":") for f in args.framings.split(","))
+            ]
+        for align, margin in framings:
             out = folder / f"out-{align}-{margin}"
             flags = ["--align" if align else "--no-align", "--margin", str(margin)]
             seconds = mine(folder / "photos", out, *flags)

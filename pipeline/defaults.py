@@ -12,7 +12,7 @@ DEFAULT_DETECTOR = "yunet"
 DEFAULT_SIZES: dict[str, tuple[int, ...]] = {"yunet": (1280, 640), "ssd": (640, 1600), "haar": ()}
 DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
 # Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
-DEFAULT_MARGIN = 0.0  # per side, as a share of the box size
+DEFAULT_MARGIN = -0.05  # per side, as a share of the box size (negative: inside the box)
 DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
 
 

@@ -454,6 +454,14 @@ def model_info(model_path) -> None:
             parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
             out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
         _print_card_metrics(card.metrics)
+    if not model_path:
+        from fer_mine.pipeline.detect import shipped_yunet
+
+        path, detector = shipped_yunet()
+        out.print(
+            f"\ndetector [bold]{detector['name']}[/bold] (default of `run`): sha256 {detector['sha256'][:12]}, "
+            f"{detector['parameters']:,} parameters, {detector['license']}; from {detector['source']}; {path}"
+        )
 
 
 def _training_summary(training: dict) -> str:

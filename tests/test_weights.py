@@ -68,6 +68,7 @@ def test_model_info_names_the_shipped_model_and_its_accuracy():
     card = json.loads((shipped_model_dir() / CARD_FILE).read_text())
     assert card["name"] in result.output and card["sha256"][:12] in result.output
     assert "PrivateTest" in result.output
+    assert "detector yunet-n (default of `run`): sha256 25a606a145a5" in " ".join(result.output.split())
     help_text = CliRunner().invoke(main, ["--help"]).output
     assert card["sha256"][:12] in help_text
 

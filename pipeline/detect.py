@@ -127,11 +127,17 @@ class FaceDetector:
             self._yunets = [self._load_yunet(path) for _ in self.settings.sizes]
 
     def _load_yunet(self, path: str) -> cv2.FaceDetectorYN:
+        logging = cv2.utils.logging
+        level = logging.getLogLevel()
+        # OpenCV 5 warns on every load that its new graph engine ignores the target it is given
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
         try:
             # NMS at IoU 0.3 as OpenCV's own sample; top_k high enough for crowds
             return cv2.FaceDetectorYN.create(path, "", (320, 320), self.settings.score_needed, 0.3, 5000)
         except cv2.error as exc:
             raise FerMineError(f"{path} is not a YuNet ONNX file OpenCV can load: {exc.msg}") from None
+        finally:
+            logging.setLogLevel(level)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]

@@ -262,7 +262,7 @@ class LoadedSplit:
     ids: list[str]
     skipped: list[str]  # ids that could not be decoded
     # float32 (N, K): the votes over the label list, normalised (FER+), else one-hot of `labels`
-    distributions: np.ndarray | None = None
+    distributions: np.ndarray
 
 
 def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...]) -> LoadedSplit:
@@ -279,7 +279,7 @@ def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...
     labels = np.array([index[split.labels[i]] for i in keep], dtype=np.int64)
     distributions = np.eye(len(label_names), dtype=np.float32)[labels]
     for row, i in enumerate(keep):
-        votes = split.votes[i] if split.votes else None
+        votes = split.votes[i]
         if votes:  # votes for labels outside the list (a dropped contempt) are left out
             kept = np.array([votes.get(name, 0) for name in label_names], dtype=np.float32)
             distributions[row] = kept / kept.sum()

@@ -31,7 +31,7 @@ from fer_mine.amacnn.datasets import (
 from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
 from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
 from fer_mine.amacnn.model import AMACNN, PRESETS, AMACNNEnsemble, build_model, class_probabilities
-from fer_mine.amacnn.weights import ModelCard, load_model, read_card, save_model, write_card
+from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, EMOTIONS
 from fer_mine.transforms.augment import training_augmentation
@@ -368,8 +368,10 @@ def train(
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     augment = training_augmentation(options.augment).to(device) if options.augment > 0 else None
-    teacher = (
-        _load_teacher(options.teacher, preprocess, data.labels, device, log) if options.teacher else None
+    teacher, teacher_card = (
+        _load_teacher(options.teacher, preprocess, data.labels, device, log)
+        if options.teacher
+        else (None, None)
     )
     use_amp = device.type == "cuda"
 
@@ -490,7 +492,7 @@ def train(
             log(f"time limit of {options.time_limit_min} min: stopping after epoch {epoch + 1}")
             break
 
-    return finish(output, data, options, history, elapsed, device, log, lineage)
+    return finish(output, data, options, history, elapsed, device, log, lineage, teacher_card)
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -504,7 +506,7 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
 
 def _load_teacher(
     name: str, preprocess: Preprocess, labels: tuple[str, ...], device: torch.device, log: Callable
-) -> torch.nn.Module:
+) -> tuple[torch.nn.Module, ModelCard]:
     teacher, card = load_model(name, device=str(device))
     if card.preprocess != preprocess or card.labels != labels:
         raise FerMineError(
@@ -512,7 +514,7 @@ def _load_teacher(
             f"or labels ({len(card.labels)}) differ from the student's"
         )
     log(f"distilling from {card.name} ({card.sha256[:12]}, {card.members} network(s))")
-    return teacher.eval().requires_grad_(False)
+    return teacher.eval().requires_grad_(False), card
 
 
 @torch.no_grad()
@@ -536,7 +538,15 @@ def _write_history(history: list[dict], output: Path) -> None:
 
 
 def finish(
-    output, data: PreparedData, options, history, elapsed, device, log, lineage: dict | None = None
+    output,
+    data: PreparedData,
+    options,
+    history,
+    elapsed,
+    device,
+    log,
+    lineage: dict | None = None,
+    teacher_card: ModelCard | None = None,
 ) -> ModelCard:
     """Reload the best weights, evaluate them on every test split, write card and plots."""
     model, card = load_model(output, device=str(device))
@@ -554,8 +564,7 @@ def finish(
     }
     if lineage:
         card.training["init_from"] = lineage
-    if options.teacher:
-        teacher_card, _ = read_card(options.teacher)
+    if teacher_card is not None:
         card.training["teacher"] = {"name": teacher_card.name, "sha256": teacher_card.sha256}
     for key, split in data.tests.items():
         metrics = evaluate_loaded(model, split, card.preprocess, card.labels, options.tta)

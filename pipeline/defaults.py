@@ -7,8 +7,9 @@ DETECTORS = ("yunet", "ssd", "haar")
 DEFAULT_DETECTOR = "yunet"
 # Per detector: the longer image side(s) it sees (one pass each, merged) and the score it
 # needs. Chosen with benchmarks/detection_quality.py on 1600x1200 scenes: YuNet-n at 1280
-# finds every face from 24 px at 68 ms where 1600 costs 124 ms; its 320 pass finds the faces
-# too big for the 1280 pass (a face filling the photo is only boxed in parts there).
+# finds every face from 24 px (82 ms with both passes) where 1600 costs 118 ms; its 640 pass
+# finds the faces too big for the 1280 pass (a face filling the photo is only boxed in parts
+# there), with landmarks precise enough to align on, which a 320 pass did not give.
 DEFAULT_SIZES: dict[str, tuple[int, ...]] = {"yunet": (1280, 640), "ssd": (640, 1600), "haar": ()}
 DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
 # Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.

@@ -18,7 +18,9 @@ from fer_mine.pipeline.defaults import (
     DEFAULT_MARGIN,
     DEFAULT_SIZES,
     DEFAULT_THRESHOLDS,
+    DEFAULT_VIDEO_FPS,
     DETECTORS,
+    VIDEO_EXTENSIONS,
     describe,
 )
 
@@ -284,8 +286,19 @@ def _print_card_metrics(metrics: dict) -> None:
 @MODEL_OPTION
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
 @click.option("--dataset", required=True, help="Dataset folder name under the data root.")
-@click.option("--split", default="test", show_default=True, help="Split to evaluate (train, valid, test).")
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    help="Split to evaluate (train, valid, test), or all: every image of the dataset.",
+)
 @click.option("--tta/--no-tta", default=False, help="Average with the horizontally flipped image.")
+@click.option(
+    "--detect",
+    is_flag=True,
+    help="The images are whole photos: find and cut each face as fer-mine run does, and score "
+    "the largest one (photos without a face are counted, not scored).",
+)
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
@@ -295,8 +308,15 @@ def _print_card_metrics(metrics: dict) -> None:
 @click.option("--record", is_flag=True, help="Also store the figures in the model card.")
 @click.option("--threads", type=click.IntRange(1))
 @click.option("--device", help="torch device (default: cuda when available, else cpu).")
-def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record, threads, device) -> None:
-    """Accuracy, macro and per-class precision/recall/F1, and a confusion matrix (paper's Table 4)."""
+def evaluate(
+    model_path, data_root, dataset, split, tta, detect, output, as_json, record, threads, device
+) -> None:
+    """Accuracy, macro and per-class precision/recall/F1, and a confusion matrix (paper's Table 4).
+
+    \b
+    DATASET is a folder under --data-root: FER-2013 or FER+ as published, or your own
+    labelled photos as <emotion>/ folders, bare or inside train/, valid/ or test/.
+    """
     from fer_mine.amacnn.catalog import CARD_FILE
     from fer_mine.amacnn.datasets import load_split, read_dataset
     from fer_mine.amacnn.metrics import plot_confusion
@@ -308,23 +328,38 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
     root = _data_root(data_root)
     model, card = load(model_path, device=str(pick_device(device)))
     data = read_dataset(root / dataset, keep_contempt="contempt" in card.labels)
-    if split not in data.splits:
-        raise FerMineError(f"dataset {dataset} has no {split!r} split (has {', '.join(data.splits)})")
-    with console.status(f"decoding {dataset}/{split}"):
-        loaded = load_split(data.splits[split], card.preprocess, card.labels)
+    chosen = data.split(split)
+    crop = None
+    if detect:
+        from fer_mine.pipeline.detect import DetectorSettings, largest_face_cropper
+
+        crop = largest_face_cropper(DetectorSettings(), DEFAULT_MARGIN, DEFAULT_ALIGN)
+    with console.status(f"{'detecting faces in' if detect else 'decoding'} {dataset}/{split}"):
+        loaded = load_split(chosen, card.preprocess, card.labels, crop)
     if not len(loaded.ids):
-        raise FerMineError(f"no readable images in {dataset}/{split}")
+        found = "faces" if detect and loaded.no_face else "readable images"
+        raise FerMineError(f"no {found} in {dataset}/{split}")
     with console.status(f"evaluating {card.name} on {len(loaded.ids)} images"):
         metrics = evaluate_loaded(model, loaded, card.preprocess, card.labels, tta)
     metrics.update(
         model=card.name, sha256=card.sha256, dataset=dataset, split=split, tta=tta, skipped=loaded.skipped
     )
+    if detect:
+        photos = len(loaded.ids) + len(loaded.no_face)
+        metrics["detection"] = {
+            "photos": photos, "scored": len(loaded.ids), "no_face": len(loaded.no_face),
+            "several_faces": loaded.several_faces, "no_face_ids": loaded.no_face,
+            # a photo without a face counts as wrong: what `fer-mine run` gets right end to end
+            "accuracy_all_photos": metrics["accuracy"] * len(loaded.ids) / photos,
+        }  # fmt: skip
     folder = output or Path(f"eval-{dataset}-{split}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_confusion(metrics, folder / "confusion.png", f"{card.name} on {dataset}/{split}")
     if record:
-        card.metrics[f"{dataset}/{split}" + ("+tta" if tta else "")] = summarize_metrics(metrics)
+        card.metrics[f"{dataset}/{split}" + ("+detect" if detect else "") + ("+tta" if tta else "")] = (
+            summarize_metrics(metrics)
+        )
         card_path = read_card(model_path)[1].with_name(CARD_FILE)
         write_card(card, card_path)
     if as_json:
@@ -332,6 +367,13 @@ def evaluate(model_path, data_root, dataset, split, tta, output, as_json, record
         return
     if loaded.skipped:
         console.print(f"[yellow]skipped {len(loaded.skipped)} unreadable images[/yellow]")
+    if detect:
+        found = metrics["detection"]
+        console.print(
+            f"faces found by {DEFAULT_DETECTOR}: {found['scored']} of {found['photos']} photos scored, "
+            f"{found['no_face']} with no face (not scored), {found['several_faces']} with several (the "
+            f"largest scored); counting faceless photos as wrong: {found['accuracy_all_photos']:.2%}"
+        )
     _print_table4(
         metrics, f"{card.name} ({card.sha256[:12]}) on {dataset}/{split}" + (" +TTA" if tta else "")
     )
@@ -499,13 +541,13 @@ def _sizes(value: str) -> tuple[int, ...]:
     "inputs",
     multiple=True,
     required=True,
-    help="Photo folder (repeatable); gs:// etc. where Beam's filesystem extras are installed.",
+    help="Photo and video folder (repeatable); gs:// etc. where Beam's filesystem extras are installed.",
 )
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
     required=True,
-    help="Folder for the faces/, images/, errors/ Parquet tables.",
+    help="Folder for the faces/, images/, errors/, videos/ Parquet tables.",
 )
 @MODEL_OPTION
 @click.option(
@@ -577,6 +619,14 @@ def _sizes(value: str) -> tuple[int, ...]:
     help="Larger images are refused (decompression bombs).",
 )
 @click.option(
+    "--video-fps",
+    type=click.FloatRange(0, 240),
+    default=DEFAULT_VIDEO_FPS,
+    show_default=True,
+    help=f"Frames sampled per second of video ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)}); 0 leaves "
+    "videos aside.",
+)
+@click.option(
     "--overwrite", is_flag=True, help="Redo every image, not only those not yet recorded for this model."
 )
 @click.option(
@@ -610,6 +660,7 @@ def run(
     align,
     aligned,
     max_pixels,
+    video_fps,
     overwrite,
     tta,
     strict,
@@ -642,6 +693,7 @@ def run(
         margin=margin,
         align=align,
         max_pixels=max_pixels,
+        video_fps=video_fps,
         overwrite=overwrite,
         tta=tta,
         workers=workers,
@@ -657,13 +709,13 @@ def run(
             f"{f' x{workers} workers' if workers > 1 else ''}"
         )
         others = (
-            f" ({len(plan.other_files)} other files are not images and stay aside)"
+            f" ({len(plan.other_files)} other files are not photos or videos and stay aside)"
             if plan.other_files
             else ""
         )
         console.print(
-            f"found {len(plan.found)} image files, {len(plan.found) - len(plan.todo)} already recorded, "
-            f"{len(plan.todo)} to process{others}"
+            f"found {len(plan.found)} files, {len(plan.found) - len(plan.todo)} already recorded, "
+            f"{len(plan.todo)} to process ({plan.videos} of them videos){others}"
         )
     done = threading.Event()
     result: dict = {}
@@ -678,11 +730,11 @@ def run(
 
     def status() -> Table:
         table = Table.grid(padding=(0, 2))
-        seen = PROGRESS["images"] + PROGRESS["errors"]
         live = "" if workers == 1 else " (counts arrive at the end with several workers)"
+        frames = f" ({PROGRESS['frames']} video frames)" if plan.videos else ""
         table.add_row(
-            f"[bold]{seen}/{len(plan.todo)}[/bold] files",
-            f"{PROGRESS['images']} images",
+            f"[bold]{PROGRESS['files']}/{len(plan.todo)}[/bold] files",
+            f"{PROGRESS['images']} images{frames}",
             f"{PROGRESS['faces']} faces",
             f"{PROGRESS['errors']} errors" + live,
         )
@@ -700,23 +752,100 @@ def run(
     if "exception" in result:
         raise result["exception"]
     if not quiet:
-        summary = Table(
-            "found",
-            "already recorded",
-            "images",
-            "faces",
-            "errors",
-            title=f"fer-mine run {result.get('run_id', '')}",
-        )
-        summary.add_row(*(str(result.get(k, 0)) for k in ("found", "skipped", "images", "faces", "errors")))
+        columns = {"found": "found", "skipped": "already recorded", "images": "images", "videos": "videos",
+                   "faces": "faces", "errors": "errors"}  # fmt: skip
+        summary = Table(*columns.values(), title=f"fer-mine run {result.get('run_id', '')}")
+        summary.add_row(*(str(result.get(k, 0)) for k in columns))
         out.print(summary)
         if result.get("errors"):
             console.print(
                 f"[yellow]warning:[/yellow] {result['errors']} files could not be processed; see {output}/errors/"
             )
-        console.print(f"tables written to {output}/ (faces, images, errors); try `fer-mine report {output}`")
+        console.print(
+            f"tables written to {output}/ (faces, images, errors, videos); try `fer-mine report {output}`"
+        )
     if strict and result.get("errors"):
         sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the PNG figures, one per face.",
+)
+@MODEL_OPTION
+@click.option(
+    "--aligned", is_flag=True, help="Each image is one already-cropped face (FER-2013 style): no detection."
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(-0.2, 1.0),
+    default=DEFAULT_MARGIN,
+    show_default=True,
+    help="Crop margin around each face box, as in fer-mine run.",
+)
+@click.option("--align/--no-align", default=DEFAULT_ALIGN, show_default=True, help="As in fer-mine run.")
+@click.option(
+    "--tta/--no-tta", default=True, show_default=True, help="Probabilities with flip TTA, as in run."
+)
+def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
+    """Why each face got its label: one PNG per face with AMACNN's attention map over the crop.
+
+    PATHS are photos or folders of photos. Each face is found and cut as `fer-mine run` does;
+    the figure shows the crop, the model's spatial attention over it (an ensemble's members'
+    maps averaged) and the class probabilities.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fer_mine.amacnn.explain import Explainer
+    from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
+    from fer_mine.pipeline.images import FoundFile, ImageError, decode, find_images, read_bytes
+
+    files: list[FoundFile] = []
+    for path in paths:
+        if path.is_dir():
+            files += find_images(str(path))
+        else:
+            files.append(FoundFile(str(path.resolve()), str(path.resolve().parent), path.name))
+    if not files:
+        raise FerMineError(f"no photos in {', '.join(map(str, paths))}")
+    explainer = Explainer(model_path, tta=tta)
+    detector = None if aligned else FaceDetector(DetectorSettings())
+    output.mkdir(parents=True, exist_ok=True)
+    written, skipped, faceless = 0, [], 0
+    with Progress(
+        TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:  # fmt: skip
+        for file in bar.track(files):
+            try:
+                pixels = decode(file, read_bytes(file)).pixels
+            except ImageError as exc:
+                skipped.append(f"{file.path}: {exc}")
+                continue
+            height, width = pixels.shape[:2]
+            faces = [Face(0, 0, width, height, None)] if detector is None else detector.detect(pixels)
+            faceless += not faces
+            stem = file.path.rsplit(".", 1)[0].replace("/", "__")
+            for index, face in enumerate(faces):
+                crop = (
+                    pixels
+                    if detector is None
+                    else crop_face(pixels, face, margin, align and bool(face.landmarks))
+                )
+                png = explainer.figure_png(explainer.explain(crop), f"{file.path}, face {index}")
+                (output / f"{stem}-face{index}.png").write_bytes(png)
+                written += 1
+    for line in skipped:
+        console.print(f"[yellow]skipped[/yellow] {line}", highlight=False)
+    console.print(
+        f"{written} figures for {len(files) - len(skipped)} photos written to {output}/"
+        + (f" ({faceless} photos had no face)" if faceless else "")
+        + f"; {explainer.note}"
+    )
 
 
 def _report_params(min_confidence, since, until, model_sha) -> object:
@@ -782,8 +911,34 @@ def _filter_options(command):
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write one self-contained HTML page: every report as a table and chart, face thumbnails.",
 )
+@click.option(
+    "--bucket-s",
+    type=click.FloatRange(0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="video_timeline: seconds of video per row.",
+)
+@click.option(
+    "--attention",
+    is_flag=True,
+    help="--html: show each gallery face with the model's attention map over it (fer-mine explain).",
+)
+@MODEL_OPTION
 @_filter_options
-def report(output, names, list_only, html_path, min_confidence, since, until, model_sha, fmt) -> None:
+def report(
+    output,
+    names,
+    list_only,
+    html_path,
+    bucket_s,
+    attention,
+    model_path,
+    min_confidence,
+    since,
+    until,
+    model_sha,
+    fmt,
+) -> None:
     """Emotion-pattern reports over the tables `fer-mine run` wrote (DuckDB SQL in sql/)."""
     from fer_mine.reports import REPORTS, Archive, describe
 
@@ -797,13 +952,27 @@ def report(output, names, list_only, html_path, min_confidence, since, until, mo
     unknown = [n for n in chosen if n not in REPORTS]
     if unknown:
         raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
-    archive = Archive(output, _report_params(min_confidence, since, until, model_sha))
+    if attention and not html_path:
+        raise FerMineError("--attention draws on the HTML page: give --html too")
+    params = _report_params(min_confidence, since, until, model_sha)
+    params.bucket_s = bucket_s
+    archive = Archive(output, params)
     results = [archive.report(name) for name in chosen]
     if html_path:
         from fer_mine.report_render import to_html
 
+        explainer = None
+        if attention:
+            from fer_mine.amacnn.explain import Explainer
+
+            explainer = Explainer(model_path)
+            if explainer.card.sha256 != archive.model_sha256:
+                raise FerMineError(
+                    f"the report's faces were classified by model {archive.model_sha256[:12]}, not "
+                    f"{explainer.card.name} ({explainer.card.sha256[:12]}): pass that model as --model"
+                )
         with console.status("rendering charts and thumbnails"):
-            html_path.write_text(to_html(results, output, archive.model_sha256))
+            html_path.write_text(to_html(results, output, archive.model_sha256, explainer=explainer))
         console.print(f"report written to {html_path}")
         return
     _print_results(results, fmt)
@@ -814,7 +983,9 @@ def report(output, names, list_only, html_path, min_confidence, since, until, mo
 @click.argument("sql")
 @_filter_options
 def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:
-    """Run SQL over the views faces, images and errors of a `fer-mine run` output.
+    """Run SQL over the views faces, images, errors and videos of a `fer-mine run` output.
+
+    In faces and images, the column `image` names one photo or one sampled video frame.
 
     \b
     Example: fer-mine query mined/ "SELECT emotion, count(*) FROM faces GROUP BY 1"

@@ -169,6 +169,8 @@ def chart(result: Result) -> str | None:
             for j in range(len(cols)):
                 ax.text(j, i, f"{matrix[i, j]:.2g}", ha="center", va="center", fontsize=7, color="white")
         fig.colorbar(image, ax=ax, label=label)
+    elif name == "video_timeline":
+        return _timelines(result)
     elif name == "combinations":
         sets, lifts = _columns(result, "itemset", "lift")
         fig, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * min(15, len(sets))))
@@ -178,6 +180,42 @@ def chart(result: Result) -> str | None:
     else:
         return None
     ax.set_title(result.title, fontsize=9)
+    return _png(fig)
+
+
+def _timelines(result: Result, most: int = 8) -> str | None:
+    """One stacked timeline of emotion shares per video (the first `most` videos)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    emotions = _emotion_columns(
+        result, {"path", "bucket_start_s", "frames", "faces", "dominant_emotion", "changes"}
+    )
+    paths, starts = _columns(result, "path", "bucket_start_s")
+    videos = list(dict.fromkeys(p for p, s in zip(paths, starts, strict=True) if s is not None))
+    if not videos:
+        return None
+    shown = videos[:most]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 0.6 + 1.3 * len(shown)), squeeze=False)
+    for ax, video in zip(axes[:, 0], shown, strict=True):
+        rows = [i for i, (p, s) in enumerate(zip(paths, starts, strict=True)) if p == video and s is not None]
+        x = np.array([starts[i] for i in rows], dtype=float)
+        width = float(np.diff(x).min()) if len(x) > 1 else 1.0
+        bottom = np.zeros(len(rows))
+        for emotion in emotions:
+            values = np.array([result.rows[i][result.columns.index(emotion)] or 0.0 for i in rows])
+            ax.bar(
+                x, values, width=width, bottom=bottom, align="edge", color=COLORS.get(emotion), label=emotion
+            )
+            bottom += values
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("share", fontsize=7)
+        ax.set_title(video, fontsize=8, loc="left")
+    axes[-1, 0].set_xlabel("seconds into the video")
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if len(videos) > most:
+        fig.text(0.01, 0.0, f"{len(videos) - most} more videos in the table", fontsize=7)
+    fig.suptitle(result.title, fontsize=9, y=1.02)
     return _png(fig)
 
 
@@ -198,25 +236,48 @@ def _jpeg(image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode()
 
 
+def _source_image(uri: str, frame_index: int | None, cache: dict):
+    """The photo, or the video frame, a face was found in; None if it moved since the run."""
+    from fer_mine.pipeline.images import FoundFile, ImageError, decode, read_bytes
+    from fer_mine.pipeline.video import read_frame
+
+    key = (uri, frame_index)
+    if key not in cache:
+        file = FoundFile(uri, "", uri)
+        if frame_index is not None:
+            cache[key] = read_frame(file, frame_index)
+        else:
+            try:
+                cache[key] = decode(file, read_bytes(file)).pixels
+            except ImageError:
+                cache[key] = None
+    return cache[key]
+
+
 def thumbnail(
-    uri: str, box: tuple[int, int, int, int], size: int = 96, cache: dict | None = None
+    uri: str,
+    box: tuple[int, int, int, int],
+    size: int = 96,
+    cache: dict | None = None,
+    frame_index: int | None = None,
+    explainer=None,
+    eyes: tuple[float, float, float, float] | None = None,
 ) -> tuple[str, bool]:
-    """The face cut from its original image, or a placeholder if the image moved since the run."""
+    """The face cut from its original image, or a placeholder if the image moved since the run.
+    With an `explainer`, the face as the model saw it, under its attention map."""
     import cv2
 
+    from fer_mine.pipeline.defaults import DEFAULT_MARGIN
     from fer_mine.pipeline.detect import Face, crop_face
-    from fer_mine.pipeline.images import FoundFile, ImageError, decode, read_bytes
 
-    cache = {} if cache is None else cache
-    if uri not in cache:
-        try:
-            file = FoundFile(uri, "", uri)
-            cache[uri] = decode(file, read_bytes(file)).pixels
-        except ImageError:
-            cache[uri] = None
-    image = cache[uri]
+    image = _source_image(uri, frame_index, {} if cache is None else cache)
     if image is None:
         return _placeholder(size), False
+    if explainer is not None:  # cut as `fer-mine run` cut it (margin, eyes level)
+        crop = crop_face(image, Face(*box, None, eyes), DEFAULT_MARGIN, eyes is not None)
+        if crop.size == 0:
+            return _placeholder(size), False
+        return _jpeg(explainer.overlay(explainer.explain(crop), size)), True
     crop = crop_face(image, Face(*box, None), 0.1)
     if crop.size == 0:
         return _placeholder(size), False
@@ -235,7 +296,7 @@ nav a{margin-right:.8rem;font-size:13px}
 """
 
 
-def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40) -> str:
+def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40, explainer=None) -> str:
     cache: dict = {}
     missing = 0
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>fer-mine report</title>"
@@ -251,13 +312,24 @@ def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40)
             by_emotion: dict[str, list] = {}
             for row in result.rows:
                 by_emotion.setdefault(row[index["emotion"]], []).append(row)
+            if explainer is not None:
+                parts.append(
+                    f"<p>Each face under the model's attention map ({html.escape(explainer.note)}).</p>"
+                )
             for emotion, rows in by_emotion.items():
                 parts.append(f"<h3>{html.escape(emotion)}</h3><div class='faces'>")
                 for row in rows:
                     box = tuple(int(row[index[k]]) for k in ("box_x", "box_y", "box_w", "box_h"))
-                    src, found = thumbnail(row[index["uri"]], box, cache=cache)
+                    eyes = tuple(
+                        row[index[k]] for k in ("right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y")
+                    )
+                    eyes = eyes if row[index["aligned"]] and None not in eyes else None
+                    frame, time_s = row[index["frame_index"]], row[index["video_time_s"]]
+                    src, found = thumbnail(row[index["uri"]], box, cache=cache, frame_index=frame,
+                                           explainer=explainer, eyes=eyes)  # fmt: skip
                     missing += not found
-                    tip = html.escape(f"{row[index['path']]} #{row[index['face_index']]}")
+                    at = "" if time_s is None else f" at {time_s:.1f} s"
+                    tip = html.escape(f"{row[index['path']]}{at} #{row[index['face_index']]}")
                     note = "" if found else " (image moved)"
                     parts.append(
                         f"<div class='face'><img src='{src}' width='96' height='96' alt='{tip}' title='{tip}'"

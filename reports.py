@@ -19,8 +19,11 @@ from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 # Report order as they appear in `--list`, the terminal and the HTML page.
 REPORTS = (
     "overview", "emotions", "folders", "hour_of_day", "weekday", "month_of_year", "monthly_trend",
-    "group_photos", "cooccurrence", "combinations", "transitions", "review", "gallery",
+    "group_photos", "cooccurrence", "combinations", "transitions", "video_timeline", "review", "gallery",
 )  # fmt: skip
+# One image of the archive: a photo, or one sampled frame of a video (schema._FRAME). The views
+# give it as the column `image`, so that the queries group faces by image in one way.
+IMAGE_KEY = "uri || coalesce('#frame=' || frame_index, '')"
 
 
 @dataclass
@@ -32,6 +35,7 @@ class ReportParams:
     min_images: int = 2  # combinations: smallest itemset count shown
     limit: int = 50  # review: rows shown
     per_emotion: int = 6  # gallery: faces shown per emotion
+    bucket_s: float = 10.0  # video_timeline: seconds of video per row
 
 
 @dataclass
@@ -56,7 +60,7 @@ def describe(name: str) -> str:
 
 
 class Archive:
-    """A DuckDB connection with the views `faces`, `images`, `errors` over one output folder."""
+    """A DuckDB connection with the views `faces`, `images`, `errors`, `videos` over one output folder."""
 
     def __init__(self, output: Path, params: ReportParams | None = None) -> None:
         self.output = Path(output)
@@ -91,7 +95,7 @@ class Archive:
         for name, value in (("model_sha256", model), ("min_confidence", params.min_confidence),
                             ("since", params.since), ("until", params.until),
                             ("min_images", params.min_images), ("limit", params.limit),
-                            ("per_emotion", params.per_emotion)):  # fmt: skip
+                            ("per_emotion", params.per_emotion), ("bucket_s", params.bucket_s)):  # fmt: skip
             con.execute(f'SET VARIABLE "{name}" = ?', [value])
         if params.since is None:
             con.execute("SET VARIABLE since = NULL::TIMESTAMP")
@@ -102,12 +106,15 @@ class Archive:
             "(getvariable('until') IS NULL OR taken_at < getvariable('until'))"
         )
         mine = "model_sha256 = getvariable('model_sha256')"
-        con.execute(f"CREATE VIEW images AS SELECT * FROM all_images WHERE {mine} AND {window}")
         con.execute(
-            f"CREATE VIEW faces AS SELECT * FROM all_faces WHERE {mine} AND {window} "
+            f"CREATE VIEW images AS SELECT *, {IMAGE_KEY} AS image FROM all_images WHERE {mine} AND {window}"
+        )
+        con.execute(
+            f"CREATE VIEW faces AS SELECT *, {IMAGE_KEY} AS image FROM all_faces WHERE {mine} AND {window} "
             "AND confidence >= getvariable('min_confidence')"
         )
         con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
+        con.execute(f"CREATE VIEW videos AS SELECT * FROM all_videos WHERE {mine}")
         self.model_sha256 = model
 
     def query(self, sql: str, name: str = "query", title: str = "") -> Result:

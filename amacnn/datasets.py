@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ FERPLUS_COLUMNS = (
     "NF",
 )
 FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+SPLIT_FOLDERS = ("train", "valid", "test")  # split folders a class-folder dataset may hold
+ALL_SPLITS = "all"  # every split of a dataset together (evaluation of a whole labelled folder)
 
 
 @dataclass
@@ -70,6 +73,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def union(cls, splits: list[Split]) -> Split:
+        joined = cls()
+        for split in splits:
+            for column in ("ids", "labels", "paths", "pixels", "votes"):
+                getattr(joined, column).extend(getattr(split, column))
+        return joined
+
     def subset(self, indices: list[int]) -> Split:
         return Split(
             [self.ids[i] for i in indices],
@@ -86,6 +97,16 @@ class Dataset:
     layout: str
     splits: dict[str, Split]
     notes: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> Split:
+        """One split by name, or `all` of them together; a missing one is a one-line error."""
+        if name == ALL_SPLITS:
+            return Split.union(list(self.splits.values()))
+        if name not in self.splits:
+            raise FerMineError(
+                f"dataset {self.name} has no {name!r} split (has {', '.join(self.splits)}, or {ALL_SPLITS})"
+            )
+        return self.splits[name]
 
 
 def default_data_root() -> Path | None:
@@ -123,12 +144,12 @@ def _read_class_folders(folder: Path) -> Split:
 
 
 def read_folder_tree(root: Path, name: str, seed: int = 0) -> Dataset:
-    """`train/<emotion>/*` + `test/<emotion>/*`, or bare `<emotion>/*` split 80/20."""
-    if (root / "train").is_dir():
-        splits = {"train": _read_class_folders(root / "train")}
-        if (root / "test").is_dir():
-            splits["test"] = _read_class_folders(root / "test")
-        return Dataset(name, "class folders (train/test)", splits)
+    """Split folders (`train/`, `valid/`, `test/`, any of them) of `<emotion>/*`, or bare
+    `<emotion>/*` split 80/20 (all of it: `--split all`)."""
+    present = [s for s in SPLIT_FOLDERS if (root / s).is_dir()]
+    if present:
+        splits = {s: _read_class_folders(root / s) for s in present}
+        return Dataset(name, f"class folders ({'/'.join(present)})", splits)
     everything = _read_class_folders(root)
     train_idx, test_idx = stratified_split(everything.labels, 0.2, seed)
     return Dataset(
@@ -241,6 +262,27 @@ def resolve_datasets(
     return [read_dataset(data_root / n, seed, keep_contempt) for n in chosen], notes
 
 
+# Cuts the face to score out of a whole photo: (crop or None when it has no face, faces found)
+FaceCropper = Callable[[np.ndarray], tuple[np.ndarray | None, int]]
+
+
+def _decode_photo(path: str | None, pixels: np.ndarray | None, preprocess: Preprocess, crop: FaceCropper):
+    """A whole photo through `crop` (the detector and crop path of `fer-mine run`), read as
+    `run` reads it (EXIF orientation applied): (model pixels or None, faces found or None)."""
+    from fer_mine.pipeline.images import FoundFile, ImageError, decode, read_bytes
+
+    if pixels is None:
+        try:
+            file = FoundFile(path, "", path)
+            pixels = decode(file, read_bytes(file)).pixels
+        except ImageError:
+            return None, None
+    elif pixels.ndim == 2:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    face, count = crop(pixels)
+    return (None if face is None else preprocess.to_pixels(face)), count
+
+
 def _decode(path: str | None, pixels: np.ndarray | None, preprocess: Preprocess):
     try:
         if pixels is None:
@@ -263,17 +305,32 @@ class LoadedSplit:
     skipped: list[str]  # ids that could not be decoded
     # float32 (N, K): the votes over the label list, normalised (FER+), else one-hot of `labels`
     distributions: np.ndarray
+    # with a face cropper: photos where it found no face (not scored), and how many had several
+    no_face: list[str] = field(default_factory=list)
+    several_faces: int = 0
 
 
-def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...]) -> LoadedSplit:
-    """Decode every image at the model's input size; unreadable ones are skipped and listed."""
+def load_split(
+    split: Split, preprocess: Preprocess, label_names: tuple[str, ...], crop: FaceCropper | None = None
+) -> LoadedSplit:
+    """Decode every image at the model's input size; unreadable ones are skipped and listed.
+    With `crop`, each image is a whole photo and the face it returns is what gets scored."""
     index = {name: i for i, name in enumerate(label_names)}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decoded = list(
-            pool.map(lambda a: _decode(*a, preprocess), zip(split.paths, split.pixels, strict=True))
-        )
+    items = list(zip(split.paths, split.pixels, strict=True))
+    counts: list[int | None] = [None] * len(items)
+    if crop is None:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            decoded = list(pool.map(lambda a: _decode(*a, preprocess), items))
+    else:  # one detector, one photo at a time: OpenCV's detectors are not shared across threads
+        decoded = []
+        for i, (path, pixels) in enumerate(items):
+            image, counts[i] = _decode_photo(path, pixels, preprocess, crop)
+            decoded.append(image)
+    unreadable = [img is None and counts[i] is None for i, img in enumerate(decoded)]
     keep = [i for i, img in enumerate(decoded) if img is not None and split.labels[i] in index]
-    skipped = [split.ids[i] for i, img in enumerate(decoded) if img is None]
+    skipped = [split.ids[i] for i, bad in enumerate(unreadable) if bad]
+    no_face = [split.ids[i] for i, n in enumerate(counts) if n == 0]
+    several = sum(1 for n in counts if n is not None and n > 1)
     shape = (0, preprocess.size, preprocess.size, preprocess.channels)
     images = np.stack([decoded[i] for i in keep]) if keep else np.zeros(shape, np.uint8)
     labels = np.array([index[split.labels[i]] for i in keep], dtype=np.int64)
@@ -283,7 +340,7 @@ def load_split(split: Split, preprocess: Preprocess, label_names: tuple[str, ...
         if votes:  # votes for labels outside the list (a dropped contempt) are left out
             kept = np.array([votes.get(name, 0) for name in label_names], dtype=np.float32)
             distributions[row] = kept / kept.sum()
-    return LoadedSplit(images, labels, [split.ids[i] for i in keep], skipped, distributions)
+    return LoadedSplit(images, labels, [split.ids[i] for i in keep], skipped, distributions, no_face, several)
 
 
 def pixel_hashes(images: np.ndarray) -> list[str]:

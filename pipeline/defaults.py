@@ -15,6 +15,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
 # Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
 DEFAULT_MARGIN = -0.05  # per side, as a share of the box size (negative: inside the box)
 DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
+# Videos: containers OpenCV's FFmpeg backend (in the opencv-python wheels) reads, and how many
+# frames per second of video become images (pipeline/video.py)
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+DEFAULT_VIDEO_FPS = 1.0
 
 
 def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:

@@ -6,9 +6,11 @@ and the Haar cascades exist only in OpenCV 4.x, and say so in one line on 5.x.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -60,6 +62,19 @@ class DetectorSettings:
     @property
     def score_needed(self) -> float:
         return DEFAULT_THRESHOLDS[self.name] if self.threshold is None else self.threshold
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own warnings off for a while (errors still show): they are for its developers,
+    and what they mean for a file reaches the user as an `errors` row or one line."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
 
 
 def shipped_yunet() -> tuple[Path, dict]:
@@ -127,17 +142,13 @@ class FaceDetector:
             self._yunets = [self._load_yunet(path) for _ in self.settings.sizes]
 
     def _load_yunet(self, path: str) -> cv2.FaceDetectorYN:
-        logging = cv2.utils.logging
-        level = logging.getLogLevel()
         # OpenCV 5 warns on every load that its new graph engine ignores the target it is given
-        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
-        try:
-            # NMS at IoU 0.3 as OpenCV's own sample; top_k high enough for crowds
-            return cv2.FaceDetectorYN.create(path, "", (320, 320), self.settings.score_needed, 0.3, 5000)
-        except cv2.error as exc:
-            raise FerMineError(f"{path} is not a YuNet ONNX file OpenCV can load: {exc.msg}") from None
-        finally:
-            logging.setLogLevel(level)
+        with quiet_opencv():
+            try:
+                # NMS at IoU 0.3 as OpenCV's own sample; top_k high enough for crowds
+                return cv2.FaceDetectorYN.create(path, "", (320, 320), self.settings.score_needed, 0.3, 5000)
+            except cv2.error as exc:
+                raise FerMineError(f"{path} is not a YuNet ONNX file OpenCV can load: {exc.msg}") from None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -291,3 +302,20 @@ def crop_face(image: np.ndarray, face: Face, margin: float = 0.0, align: bool = 
     height, width = image.shape[:2]
     x0, y0 = round(cx - side / 2), round(cy - side / 2)
     return image[max(0, y0) : min(height, y0 + size), max(0, x0) : min(width, x0 + size)]
+
+
+def largest_face_cropper(
+    settings: DetectorSettings, margin: float, align: bool
+) -> Callable[[np.ndarray], tuple[np.ndarray | None, int]]:
+    """A photo -> (its largest face cut as `fer-mine run` cuts it, or None; faces found):
+    how `fer-mine evaluate --detect` scores labelled photos that are not cropped yet."""
+    detector = FaceDetector(settings)
+
+    def crop(pixels: np.ndarray) -> tuple[np.ndarray | None, int]:
+        faces = detector.detect(pixels)
+        if not faces:
+            return None, 0
+        face = max(faces, key=lambda f: f.w * f.h)
+        return crop_face(pixels, face, margin, align and face.landmarks is not None), len(faces)
+
+    return crop

@@ -1,4 +1,4 @@
-"""Finding image files and decoding them into 8-bit BGR arrays the detectors take."""
+"""Finding image and video files, and decoding photos into 8-bit BGR arrays the detectors take."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from datetime import datetime
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fer_mine.pipeline.defaults import VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 120_000_000  # a 120 MP photo decodes to ~360 MB; more is refused
@@ -31,6 +33,10 @@ class FoundFile:
     def folder(self) -> str:
         return posixpath.dirname(self.path)
 
+    @property
+    def is_video(self) -> bool:
+        return self.uri.lower().endswith(VIDEO_EXTENSIONS)
+
 
 class ImageError(Exception):
     """A file that cannot become an image: carries the stage and a short kind."""
@@ -47,6 +53,8 @@ class DecodedImage:
     sha256: str
     format: str | None
     taken_at: datetime | None
+    frame_index: int | None = None  # set for a frame sampled from a video
+    video_time_s: float | None = None
 
 
 def printable(path: str) -> str:
@@ -54,12 +62,14 @@ def printable(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def find_images(root: str, others: list[str] | None = None) -> list[FoundFile]:
-    """Every file under `root` with an image extension (any case), sorted; gs:// etc. via Beam.
+def find_images(root: str, others: list[str] | None = None, videos: bool = False) -> list[FoundFile]:
+    """Every file under `root` with an image extension (any case), and with `videos` every
+    video file too, sorted; gs:// etc. via Beam.
 
-    Files with other extensions (sidecars, videos, notes) are not images to mine; their
-    paths go into `others` when given, so the caller can say how many were left aside.
+    Files with other extensions (sidecars, notes, videos when not asked for) are not for
+    mining; their paths go into `others` when given, so the caller can say how many were left aside.
     """
+    wanted = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
     is_local = "://" not in root
     base = os.path.abspath(root) if is_local else root.rstrip("/")
     found = []
@@ -67,17 +77,17 @@ def find_images(root: str, others: list[str] | None = None) -> list[FoundFile]:
         # os.walk rather than a glob: it sees broken symlinks and never follows folder loops
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
-            for name in filenames + [d for d in dirnames if d.lower().endswith(IMAGE_EXTENSIONS)]:
+            for name in filenames + [d for d in dirnames if d.lower().endswith(wanted)]:
                 full = os.path.join(dirpath, name)
                 rel = printable(os.path.relpath(full, base).replace(os.sep, "/"))
-                if name.lower().endswith(IMAGE_EXTENSIONS):
+                if name.lower().endswith(wanted):
                     found.append(FoundFile(full, base, rel))
                 elif others is not None:
                     others.append(rel)
     else:
         for match in FileSystems.match([f"{base}/**"])[0].metadata_list:
             rel = match.path[len(base) + 1 :]
-            if match.path.lower().endswith(IMAGE_EXTENSIONS):
+            if match.path.lower().endswith(wanted):
                 found.append(FoundFile(match.path, base, rel))
             elif others is not None:
                 others.append(rel)
@@ -87,19 +97,19 @@ def find_images(root: str, others: list[str] | None = None) -> list[FoundFile]:
 def _read_regular_file(path: str) -> bytes:
     """The bytes of a regular file. A FIFO, socket or device named like an image is refused
     without a blocking open: reading a FIFO with no writer would wait forever."""
-    kind = _special_kind(os.stat(path).st_mode)
+    kind = special_file_kind(os.stat(path).st_mode)
     if kind:
         raise ImageError("read", "not_a_file", f"a {kind} named like an image")
     # O_NONBLOCK: should the path become a FIFO after the stat, opening it still returns
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as handle:
-        kind = _special_kind(os.fstat(fd).st_mode)
+        kind = special_file_kind(os.fstat(fd).st_mode)
         if kind:
             raise ImageError("read", "not_a_file", f"a {kind} named like an image")
         return handle.read()
 
 
-def _special_kind(mode: int) -> str | None:
+def special_file_kind(mode: int) -> str | None:
     if stat.S_ISDIR(mode):
         return "folder"
     if stat.S_ISREG(mode):

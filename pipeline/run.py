@@ -1,8 +1,9 @@
-"""`fer-mine run`: image archive -> faces, images, errors Parquet tables (Apache Beam).
+"""`fer-mine run`: photo and video archive -> faces, images, errors, videos Parquet tables (Beam).
 
-    FindImages -> ReadAndDecode -> DetectAndCropFaces -> PyTorchRunInference -> ToFaceRecords
-                        |                 |                                          |
-                     errors            images                                      faces
+    FindFiles -> Spread -> PhotosAndVideos -+-> ReadAndDecode -----+-> PhotosAndFrames -> DetectAndCropFaces
+                                            +-> SampleVideoFrames -+                             |
+                                                  |       |                                   images
+                                               videos   errors   PyTorchRunInference -> ToFaceRecords -> faces
 
 Every table is written by Beam into a hidden staging folder and moved into place only
 after the whole pipeline succeeded (images last), so a killed run leaves nothing
@@ -30,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from fer_mine.amacnn.weights import ModelCard, verify_weights
 from fer_mine.errors import FerMineError
-from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN
+from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_VIDEO_FPS
 from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
 from fer_mine.pipeline.images import (
     DEFAULT_MAX_PIXELS,
@@ -43,6 +44,7 @@ from fer_mine.pipeline.images import (
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS, TABLES, check_table_file
+from fer_mine.pipeline.video import VideoInfo, sample_frames
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -63,6 +65,7 @@ class RunSettings:
     align: bool = DEFAULT_ALIGN  # rotate each crop so the eyes are level (needs landmarks)
     tta: bool = True  # average with the mirrored face (see pipeline/inference.py)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False
     workers: int = 1
     runner: str = "DirectRunner"
@@ -77,7 +80,11 @@ class RunPlan:
     found: list[FoundFile]
     todo: list[FoundFile]
     staging: Path
-    other_files: list[str]  # not image files: left aside, counted in the summary
+    other_files: list[str]  # neither photos nor (sampled) videos: left aside, counted in the summary
+
+    @property
+    def videos(self) -> int:
+        return sum(f.is_video for f in self.todo)
 
 
 def _now() -> datetime:
@@ -102,10 +109,43 @@ class ReadAndDecode(beam.DoFn):
         self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
 
     def process(self, file: FoundFile) -> Iterator:
+        PROGRESS["files"] += 1
         try:
             yield decode(file, read_bytes(file), self.max_pixels)
         except ImageError as error:
             yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+
+
+class SampleVideoFrames(beam.DoFn):
+    """Video file -> DecodedImage per sampled frame, streamed, then its `videos` row. A video
+    that cannot be opened is an `errors` row; one that breaks off part-way is an `errors` row
+    too, and keeps the frames read before the damage."""
+
+    def __init__(self, run_id: str, model_sha: str, max_pixels: int, sample_fps: float) -> None:
+        self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
+        self.sample_fps = sample_fps
+
+    def process(self, file: FoundFile) -> Iterator:
+        info = VideoInfo()
+        try:
+            for frame in sample_frames(file, self.sample_fps, self.max_pixels, info):
+                PROGRESS["frames"] += 1
+                yield frame
+        except ImageError as error:
+            PROGRESS["files"] += 1
+            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            return
+        PROGRESS["files"] += 1
+        if info.damage:
+            error = ImageError("decode", "truncated", info.damage)
+            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+        yield beam.pvalue.TaggedOutput("videos", {
+            **_file_columns(file, self.run_id), "codec": info.codec, "width": info.width, "height": info.height,
+            "fps": info.fps, "frame_count": info.frame_count, "duration_s": info.duration_s,
+            "frames_read": info.frames_read, "frames_sampled": info.frames_sampled,
+            "sample_fps": self.sample_fps, "complete": info.damage is None, "model_sha256": self.model_sha,
+            "processed_at": _now(),
+        })  # fmt: skip
 
 
 class DetectAndCropFaces(beam.DoFn):
@@ -136,10 +176,11 @@ class DetectAndCropFaces(beam.DoFn):
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
         base = _file_columns(file, self.run_id)
+        frame = {"frame_index": image.frame_index, "video_time_s": image.video_time_s}
         PROGRESS["images"] += 1
         PROGRESS["faces"] += len(faces)
         yield beam.pvalue.TaggedOutput("images", {
-            **base, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
+            **base, **frame, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
             "taken_at": image.taken_at, "face_count": len(faces), "detector": detector,
             "model_sha256": self.model_sha, "tta": self.settings.tta, "processed_at": _now(),
         })  # fmt: skip
@@ -149,7 +190,7 @@ class DetectAndCropFaces(beam.DoFn):
             crop = self.preprocess.to_pixels(crop_face(image.pixels, face, margin, aligned))
             tensor = self.preprocess.to_tensor(crop[None])[0].contiguous()
             points = face.landmarks or (None,) * len(LANDMARK_COLUMNS)
-            record = {**base, "image_sha256": image.sha256, "taken_at": image.taken_at, "face_index": index,
+            record = {**base, **frame, "image_sha256": image.sha256, "taken_at": image.taken_at, "face_index": index,
                       "box_x": face.x, "box_y": face.y, "box_w": face.w, "box_h": face.h,
                       "detector": detector, "detector_score": face.score,
                       **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned}  # fmt: skip
@@ -169,16 +210,20 @@ def to_face_record(element, card: ModelCard, tta: bool) -> dict:
 def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> None:
     """The pipeline, top to bottom as the data flows; every step named."""
     card = plan.card
-    decoded = (
+    photos, videos = (
         p
-        | "FindImages" >> beam.Create(plan.todo)
+        | "FindFiles" >> beam.Create(plan.todo)
         | "Spread" >> beam.Reshuffle()
-        | "ReadAndDecode"
-        >> beam.ParDo(ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels)).with_outputs(
-            "errors", main="images"
-        )
+        | "PhotosAndVideos" >> beam.Partition(lambda file, _: int(file.is_video), 2)
     )
-    detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
+    decoded = photos | "ReadAndDecode" >> beam.ParDo(
+        ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels)
+    ).with_outputs("errors", main="images")
+    sampled = videos | "SampleVideoFrames" >> beam.ParDo(
+        SampleVideoFrames(plan.run_id, card.sha256, settings.max_pixels, settings.video_fps)
+    ).with_outputs("errors", "videos", main="frames")
+    images = (decoded.images, sampled.frames) | "PhotosAndFrames" >> beam.Flatten()
+    detected = images | "DetectAndCropFaces" >> beam.ParDo(
         DetectAndCropFaces(card, settings, plan.run_id)
     ).with_outputs("images", "errors", main="crops")
     handler = KeyedModelHandler(
@@ -189,17 +234,19 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         | "PyTorchRunInference" >> RunInference(handler)
         | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta)
     )
-    errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
-    for table, rows in (("faces", faces), ("images", detected.images), ("errors", errors)):
+    errors = (decoded.errors, sampled.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
+    tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", sampled.videos))
+    for table, rows in tables:
         _ = rows | f"Write{table.title()}" >> WriteToParquet(
             str(plan.staging / table / plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"
         )
 
 
 def recorded_uris(output: Path, model_sha: str) -> set[str]:
-    """Files already in `images` or `errors` for this model (what an incremental run skips)."""
+    """Files already in `images`, `errors` or `videos` for this model (what an incremental run
+    skips): a video is one unit, done once any of its rows is committed."""
     done: set[str] = set()
-    for table in ("images", "errors"):
+    for table in ("images", "errors", "videos"):
         for path in sorted((output / table).glob("*.parquet")):
             rows = pq.read_table(path, columns=["uri", "model_sha256"]).to_pydict()
             done.update(u for u, m in zip(rows["uri"], rows["model_sha256"], strict=True) if m == model_sha)
@@ -233,7 +280,7 @@ def clean_uncommitted(output: Path) -> None:
     never landed (images are moved into place last: they are the commit)."""
     shutil.rmtree(output / STAGING, ignore_errors=True)
     committed = {_run_id_of(p) for p in (output / "images").glob("*.parquet")}
-    for table in ("faces", "errors"):
+    for table in ("faces", "errors", "videos"):
         for path in (output / table).glob("*.parquet"):
             if _run_id_of(path) not in committed:
                 path.unlink()
@@ -259,7 +306,8 @@ def plan_run(settings: RunSettings) -> RunPlan:
     clean_uncommitted(output)
     check_output_fits(output, card, settings.tta)
     other_files: list[str] = []
-    found = [f for root in settings.inputs for f in find_images(root, other_files)]
+    videos = settings.video_fps > 0
+    found = [f for root in settings.inputs for f in find_images(root, other_files, videos)]
     done = recorded_uris(output, card.sha256)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
@@ -293,9 +341,9 @@ def pipeline_options(settings: RunSettings) -> PipelineOptions:
 
 
 def commit(plan: RunPlan, output: Path) -> dict[str, int]:
-    """Move staged Parquet files into place (faces, errors, then images: the commit point)."""
+    """Move staged Parquet files into place (faces, errors, videos, then images: the commit point)."""
     moved = {}
-    for table in ("faces", "errors", "images"):
+    for table in ("faces", "errors", "videos", "images"):
         target = output / table
         target.mkdir(parents=True, exist_ok=True)
         files = sorted((plan.staging / table).glob("*.parquet"))
@@ -315,7 +363,8 @@ def run(
     plan = plan or plan_run(settings)
     PROGRESS.clear()
     if not plan.todo:
-        return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0}
+        return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0,
+                "videos": 0}  # fmt: skip
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, settings.workers)))
     p = test_pipeline or beam.Pipeline(options=pipeline_options(settings))
     build_pipeline(p, plan, settings)

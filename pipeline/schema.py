@@ -1,9 +1,12 @@
 """The Parquet tables `fer-mine run` writes and `fer-mine report` reads: defined here only.
 
 faces/   one row per detected face
-images/  one row per image processed (face_count 0 is a result, not an error)
-errors/  one row per file that could not be processed
-Every file found is in exactly one of images/ or errors/.
+images/  one row per image processed, and per frame sampled from a video (face_count 0 is a
+         result, not an error)
+errors/  one row per file that could not be processed, or per video damaged part-way
+videos/  one row per video read (its duration, fps and frame count, recorded once)
+Every photo found is in exactly one of images/ or errors/. A video is in videos/ or errors/,
+and in both when it broke off part-way: the frames read before the damage are kept.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import pyarrow.parquet as pq
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 
-SCHEMA_VERSION = "3"  # 2: faces and images say whether flip TTA classified them; 3: landmarks, aligned
+# 2: faces and images say whether flip TTA classified them; 3: landmarks, aligned;
+# 4: video frames (frame_index, video_time_s) and the videos table
+SCHEMA_VERSION = "4"
 # The five face points YuNet gives, in its order (the subject's right and left)
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 LANDMARK_COLUMNS = tuple(f"{point}_{axis}" for point in LANDMARKS for axis in ("x", "y"))
-TABLES = ("faces", "images", "errors")
+TABLES = ("faces", "images", "errors", "videos")
 
 _TS = pa.timestamp("us")
 _TS_UTC = pa.timestamp("us", tz="UTC")
@@ -33,10 +38,18 @@ _COMMON = [
     pa.field("folder", pa.string(), nullable=False),  # relative folder ('' = input root)
 ]
 
+# Where in a video an image row or a face comes from; both null for photos. One image of the
+# archive is (uri, frame_index): every query that groups faces by image groups by both.
+_FRAME = [
+    pa.field("frame_index", pa.int64()),  # 0-based index of the frame in the video's stream
+    pa.field("video_time_s", pa.float64()),  # its time from the start of the video
+]
+
 FACES = pa.schema(
     [
         *_COMMON,
         pa.field("image_sha256", pa.string(), nullable=False),
+        *_FRAME,
         pa.field("taken_at", _TS),  # EXIF DateTimeOriginal, camera local time; null if absent
         pa.field("face_index", pa.int32(), nullable=False),  # 0.. in detector order
         pa.field("box_x", pa.int32(), nullable=False),  # box in original pixels, after EXIF rotation
@@ -63,10 +76,12 @@ FACES = pa.schema(
 IMAGES = pa.schema(
     [
         *_COMMON,
+        # of the file; of the decoded frame's pixels for a video frame
         pa.field("sha256", pa.string(), nullable=False),
+        *_FRAME,
         pa.field("width", pa.int32(), nullable=False),  # after EXIF rotation
         pa.field("height", pa.int32(), nullable=False),
-        pa.field("format", pa.string()),  # as decoded (JPEG, PNG, ...)
+        pa.field("format", pa.string()),  # as decoded (JPEG, PNG, ...; a video's codec for frames)
         pa.field("taken_at", _TS),
         pa.field("face_count", pa.int32(), nullable=False),
         pa.field("detector", pa.string(), nullable=False),
@@ -89,7 +104,26 @@ ERRORS = pa.schema(
     metadata={"fer_mine_table": "errors", "fer_mine_schema": SCHEMA_VERSION},
 )
 
-SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS}
+VIDEOS = pa.schema(
+    [
+        *_COMMON,
+        pa.field("codec", pa.string()),  # FourCC as the container declares it (h264, mp4v, ...)
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("fps", pa.float64()),  # as declared by the container; null if it declares none
+        pa.field("frame_count", pa.int64()),  # as declared; null if unknown
+        pa.field("duration_s", pa.float64()),  # frame_count / fps; null if either is unknown
+        pa.field("frames_read", pa.int64(), nullable=False),  # frames decoded before the end or damage
+        pa.field("frames_sampled", pa.int64(), nullable=False),  # frames that became `images` rows
+        pa.field("sample_fps", pa.float64(), nullable=False),  # --video-fps of the run
+        pa.field("complete", pa.bool_(), nullable=False),  # false: broke off early (see errors)
+        pa.field("model_sha256", pa.string(), nullable=False),
+        pa.field("processed_at", _TS_UTC, nullable=False),
+    ],
+    metadata={"fer_mine_table": "videos", "fer_mine_schema": SCHEMA_VERSION},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS, "videos": VIDEOS}
 
 
 def check_table_file(path: Path, table: str) -> None:

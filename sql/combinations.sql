@@ -3,19 +3,19 @@
 -- images: images containing all of them; support: images / images with faces;
 -- lift: support / product of each emotion's own support (> 1: they appear together more than
 -- chance would have it). Itemsets seen in fewer than $min_images images are left out.
-WITH items AS (SELECT DISTINCT uri, emotion FROM faces),
-total AS (SELECT count(DISTINCT uri) AS n FROM items),
+WITH items AS (SELECT DISTINCT image, emotion FROM faces),
+total AS (SELECT count(DISTINCT image) AS n FROM items),
 single AS (SELECT emotion, count(*) / (SELECT n FROM total) AS support FROM items GROUP BY emotion),
 pairs AS (
     SELECT a.emotion AS e1, b.emotion AS e2, NULL AS e3, count(*) AS images
-    FROM items AS a JOIN items AS b ON a.uri = b.uri AND a.emotion < b.emotion
+    FROM items AS a JOIN items AS b ON a.image = b.image AND a.emotion < b.emotion
     GROUP BY ALL
 ),
 triples AS (
     SELECT a.emotion, b.emotion, c.emotion, count(*)
     FROM items AS a
-    JOIN items AS b ON a.uri = b.uri AND a.emotion < b.emotion
-    JOIN items AS c ON b.uri = c.uri AND b.emotion < c.emotion
+    JOIN items AS b ON a.image = b.image AND a.emotion < b.emotion
+    JOIN items AS c ON b.image = c.image AND b.emotion < c.emotion
     GROUP BY ALL
 ),
 sets AS (SELECT * FROM pairs UNION ALL SELECT * FROM triples)

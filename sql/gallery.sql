@@ -1,9 +1,10 @@
 -- Example faces per emotion: the most confident faces of each emotion (thumbnails in --html).
--- emotion; rank 1..$per_emotion by confidence; path, face_index, confidence; uri and box
--- locate the face in the original image.
-SELECT emotion, rank, path, face_index, confidence, uri, box_x, box_y, box_w, box_h
+-- emotion; rank 1..$per_emotion by confidence; path, video_time_s (video frames), face_index,
+-- confidence; uri, frame_index, box and eye points locate the face in the original image.
+SELECT emotion, rank, path, video_time_s, face_index, confidence, uri, frame_index, box_x, box_y, box_w, box_h,
+       aligned, right_eye_x, right_eye_y, left_eye_x, left_eye_y
 FROM (
-    SELECT *, row_number() OVER (PARTITION BY emotion ORDER BY confidence DESC, path, face_index) AS rank
+    SELECT *, row_number() OVER (PARTITION BY emotion ORDER BY confidence DESC, path, frame_index, face_index) AS rank
     FROM faces
 )
 WHERE rank <= getvariable('per_emotion')

@@ -1,9 +1,9 @@
--- Group photos: images with two or more faces, and how often everyone shows the same emotion.
+-- Group photos: images (photos and video frames) with two or more faces, and how often everyone shows the same emotion.
 -- group_photos: images with 2+ faces; all_agree: of those, images whose faces share one top
 -- emotion; agree_share = all_agree / group_photos; mean_faces: mean faces per group photo.
 WITH per_image AS (
-    SELECT uri, count(*) AS n, count(DISTINCT emotion) AS distinct_emotions
-    FROM faces GROUP BY uri HAVING count(*) >= 2
+    SELECT image, count(*) AS n, count(DISTINCT emotion) AS distinct_emotions
+    FROM faces GROUP BY image HAVING count(*) >= 2
 )
 SELECT
     count(*) AS group_photos,

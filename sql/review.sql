@@ -9,21 +9,21 @@ scored AS (SELECT * EXCLUDE (ranked), confidence - ranked[2] AS margin FROM sort
 candidates AS (
     SELECT * FROM scored
     WHERE margin < 0.1 OR confidence < 0.4
-    ORDER BY margin, confidence, path, face_index
+    ORDER BY margin, confidence, path, frame_index, face_index
     LIMIT getvariable('limit')
 ),
 runner_up AS (
-    SELECT uri, face_index, arg_max(label, p) AS label
+    SELECT image, face_index, arg_max(label, p) AS label
     FROM (
-        UNPIVOT (SELECT uri, face_index, emotion, COLUMNS('^p_') FROM candidates)
+        UNPIVOT (SELECT image, face_index, emotion, COLUMNS('^p_') FROM candidates)
         ON COLUMNS('^p_') INTO NAME label VALUE p
     )
     WHERE label <> 'p_' || emotion
-    GROUP BY uri, face_index
+    GROUP BY image, face_index
 )
-SELECT path, face_index, emotion, confidence, substr(runner_up.label, 3) AS second_emotion, margin,
+SELECT path, video_time_s, face_index, emotion, confidence, substr(runner_up.label, 3) AS second_emotion, margin,
        concat_ws(' + ', CASE WHEN margin < 0.1 THEN 'close call' END,
                         CASE WHEN confidence < 0.4 THEN 'low confidence' END) AS reason,
-       uri, box_x, box_y, box_w, box_h
-FROM candidates JOIN runner_up USING (uri, face_index)
-ORDER BY margin, confidence, path, face_index
+       uri, frame_index, box_x, box_y, box_w, box_h
+FROM candidates JOIN runner_up USING (image, face_index)
+ORDER BY margin, confidence, path, frame_index, face_index

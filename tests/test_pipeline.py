@@ -232,6 +232,11 @@ def bad_corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     add("pipe.jpg", "not_a_file", lambda p: os.mkfifo(p))
     add("socket.png", "not_a_file", _bind_socket)
     add("device.jpg", "not_a_file", lambda p: os.symlink("/dev/zero", p))  # endless bytes
+    # videos go through OpenCV's VideoCapture, which would block on a FIFO or read /dev/zero forever
+    add("pipe.mp4", "not_a_file", lambda p: os.mkfifo(p))
+    add("device.webm", "not_a_file", lambda p: os.symlink("/dev/zero", p))
+    add("text.mkv", "not_a_video", lambda p: p.write_text("hello, not a video\n"))
+    add("locked.mov", "permission_denied", lambda p: (p.write_bytes(jpeg), p.chmod(0)))
     weird = os.fsdecode(b"caf\xe9-latin1.jpg")  # not UTF-8
     (root / weird).write_bytes(jpeg)
     expected["caf\\xe9-latin1.jpg"] = None
@@ -287,10 +292,11 @@ def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
     images = {r["path"] for r in table(out, "images")}
     if os.geteuid() == 0:  # root can read it anyway: then it is an ordinary image
         expected["locked.jpg"] = None
+        expected["locked.mov"] = None
     assert errors == {k: v for k, v in expected.items() if v}
     assert images == {k for k, v in expected.items() if not v}
     assert "notes.txt" not in errors and "notes.txt" not in images
-    assert "1 other files are not images" in " ".join(result.output.split())  # said, not lost
+    assert "1 other files are not photos or videos" in " ".join(result.output.split())  # said, not lost
     strict = run_cli(
         "--input", str(root), "--output", str(tmp_path / "o2"), "--max-pixels", "5000000", "--strict"
     )

@@ -87,7 +87,7 @@ def approx(value: float) -> object:
 
 def test_overview(mined):
     assert {r["metric"]: r["value"] for r in rows(mined, "overview")} == {
-        "images": 5, "faces": 7, "images without faces": 1, "group photos (2+ faces)": 2,
+        "images": 5, "of which video frames": 0, "videos": 0, "faces": 7, "images without faces": 1, "group photos (2+ faces)": 2,
         "images with an EXIF time": 4, "errors": 2, "errors: corrupt": 1, "errors: empty_file": 1,
     }  # fmt: skip
 

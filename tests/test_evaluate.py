@@ -1,0 +1,67 @@
+"""`fer-mine evaluate` on a user's own labelled folders: a test set alone, a bare set of class
+folders, and uncropped photos through the detector (`--detect`), with the shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.scenes import compose, save_jpeg
+from conftest import write_class_tree
+from fer_mine.cli import main
+
+
+def evaluate(root: Path, dataset: str, out: Path, *extra: str):
+    args = ["evaluate", "--data-root", str(root), "--dataset", dataset, "--output", str(out), *extra]
+    return CliRunner().invoke(main, args)
+
+
+def scored(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_a_test_folder_alone_is_scored_whole(tmp_path):
+    write_class_tree(tmp_path / "mine" / "test", per_class=2)
+    result = evaluate(tmp_path, "mine", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+    assert scored(tmp_path / "ev")["images"] == 14
+    result = evaluate(tmp_path, "mine", tmp_path / "ev-train", "--split", "train")
+    assert result.exit_code == 2 and "has no 'train' split (has test, or all)" in result.output
+
+
+def test_bare_class_folders_are_scored_whole_with_split_all(tmp_path):
+    write_class_tree(tmp_path / "bare", per_class=5)
+    assert evaluate(tmp_path, "bare", tmp_path / "part").exit_code == 0
+    assert scored(tmp_path / "part")["images"] == 7  # the seeded 20% that training would hold out
+    result = evaluate(tmp_path, "bare", tmp_path / "all", "--split", "all")
+    assert result.exit_code == 0, result.output
+    assert scored(tmp_path / "all")["images"] == 35
+
+
+def test_an_unknown_emotion_folder_is_one_line(tmp_path):
+    write_class_tree(tmp_path / "odd" / "test", per_class=1, names=("happy", "joyful"))
+    result = evaluate(tmp_path, "odd", tmp_path / "ev")
+    assert result.exit_code == 2
+    assert "unknown emotion folder 'joyful'" in result.output and "Traceback" not in result.output
+
+
+def test_detect_scores_the_largest_face_of_whole_photos_and_counts_the_rest(tmp_path):
+    rng = np.random.default_rng(4)
+    root = tmp_path / "photos"
+    save_jpeg(compose(rng, 640, 480, [150]).image, root / "happy" / "one.jpg")
+    save_jpeg(compose(rng, 640, 480, [150, 60]).image, root / "sad" / "two.jpg")
+    save_jpeg(compose(rng, 640, 480, []).image, root / "neutral" / "none.jpg")
+    result = evaluate(tmp_path, "photos", tmp_path / "ev", "--split", "all", "--detect")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "2 of 3 photos scored, 1 with no face (not scored), 1 with several" in said
+    metrics = scored(tmp_path / "ev")
+    assert metrics["images"] == 2
+    found = metrics["detection"]
+    assert (found["photos"], found["no_face"], found["several_faces"]) == (3, 1, 1)
+    assert found["no_face_ids"] == ["none.jpg"]
+    assert found["accuracy_all_photos"] == pytest.approx(metrics["accuracy"] * 2 / 3)

@@ -58,7 +58,9 @@ class HybridLoss(nn.Module):
         loss = logits.new_zeros(())
         if self.ce_weight:
             ce = (
-                F.cross_entropy(logits, targets, weight=self.class_weights, label_smoothing=self.label_smoothing)
+                F.cross_entropy(
+                    logits, targets, weight=self.class_weights, label_smoothing=self.label_smoothing
+                )
                 if targets.ndim == 1
                 else self._soft_cross_entropy(logits, targets)
             )

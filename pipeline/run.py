@@ -1,9 +1,9 @@
 """`fer-mine run`: photo and video archive -> faces, images, errors, videos Parquet tables (Beam).
 
-    FindFiles -> Spread -> PhotosAndVideos -+-> ReadAndDecode -----+-> PhotosAndFrames -> DetectAndCropFaces
-                                            +-> SampleVideoFrames -+                             |
-                                                  |       |                                   images
-                                               videos   errors   PyTorchRunInference -> ToFaceRecords -> faces
+    FindFiles -> Spread -> ReadAndDecode -> DetectAndCropFaces -> PyTorchRunInference -> ToFaceRecords
+                    (photos; video frames)  |              |                                       |
+                          |           |    errors        images                                  faces
+                        errors      videos
 
 Every table is written by Beam into a hidden staging folder and moved into place only
 after the whole pipeline succeeded (images last), so a killed run leaves nothing
@@ -103,29 +103,30 @@ def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) 
 
 
 class ReadAndDecode(beam.DoFn):
-    """File -> DecodedImage; anything unreadable becomes an `errors` row."""
+    """Photo -> DecodedImage; video -> DecodedImage per sampled frame, streamed, then its
+    `videos` row. Anything unreadable becomes an `errors` row; a video that breaks off part-way
+    is an `errors` row too, and keeps the frames read before the damage.
 
-    def __init__(self, run_id: str, model_sha: str, max_pixels: int) -> None:
-        self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
-
-    def process(self, file: FoundFile) -> Iterator:
-        PROGRESS["files"] += 1
-        try:
-            yield decode(file, read_bytes(file), self.max_pixels)
-        except ImageError as error:
-            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
-
-
-class SampleVideoFrames(beam.DoFn):
-    """Video file -> DecodedImage per sampled frame, streamed, then its `videos` row. A video
-    that cannot be opened is an `errors` row; one that breaks off part-way is an `errors` row
-    too, and keeps the frames read before the damage."""
+    One step for both, not a Partition and a Flatten: the FnApiRunner turns a Flatten into a
+    buffer, and a video's decoded frames would then pile up in memory (measured: 13 MB per
+    frame, 8.3 GB for a 2-minute 720p video at 5 frames/s) instead of flowing one by one into
+    detection."""
 
     def __init__(self, run_id: str, model_sha: str, max_pixels: int, sample_fps: float) -> None:
         self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
         self.sample_fps = sample_fps
 
     def process(self, file: FoundFile) -> Iterator:
+        if file.is_video:
+            yield from self._video(file)
+            return
+        PROGRESS["files"] += 1
+        try:
+            yield decode(file, read_bytes(file), self.max_pixels)
+        except ImageError as error:
+            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+
+    def _video(self, file: FoundFile) -> Iterator:
         info = VideoInfo()
         try:
             for frame in sample_frames(file, self.sample_fps, self.max_pixels, info):
@@ -210,20 +211,16 @@ def to_face_record(element, card: ModelCard, tta: bool) -> dict:
 def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> None:
     """The pipeline, top to bottom as the data flows; every step named."""
     card = plan.card
-    photos, videos = (
+    decoded = (
         p
         | "FindFiles" >> beam.Create(plan.todo)
         | "Spread" >> beam.Reshuffle()
-        | "PhotosAndVideos" >> beam.Partition(lambda file, _: int(file.is_video), 2)
+        | "ReadAndDecode"
+        >> beam.ParDo(
+            ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels, settings.video_fps)
+        ).with_outputs("errors", "videos", main="images")
     )
-    decoded = photos | "ReadAndDecode" >> beam.ParDo(
-        ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels)
-    ).with_outputs("errors", main="images")
-    sampled = videos | "SampleVideoFrames" >> beam.ParDo(
-        SampleVideoFrames(plan.run_id, card.sha256, settings.max_pixels, settings.video_fps)
-    ).with_outputs("errors", "videos", main="frames")
-    images = (decoded.images, sampled.frames) | "PhotosAndFrames" >> beam.Flatten()
-    detected = images | "DetectAndCropFaces" >> beam.ParDo(
+    detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
         DetectAndCropFaces(card, settings, plan.run_id)
     ).with_outputs("images", "errors", main="crops")
     handler = KeyedModelHandler(
@@ -234,8 +231,8 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         | "PyTorchRunInference" >> RunInference(handler)
         | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta)
     )
-    errors = (decoded.errors, sampled.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
-    tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", sampled.videos))
+    errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
+    tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos))
     for table, rows in tables:
         _ = rows | f"Write{table.title()}" >> WriteToParquet(
             str(plan.staging / table / plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"

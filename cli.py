@@ -545,9 +545,9 @@ def _sizes(value: str) -> tuple[int, ...]:
 )
 @click.option(
     "--output",
-    type=click.Path(path_type=Path),
     required=True,
-    help="Folder for the faces/, images/, errors/, videos/ Parquet tables.",
+    help="Folder for the faces/, images/, errors/, videos/ Parquet tables; a bucket (s3://, gs://) "
+    "with fer-mine[s3] or [gcp].",
 )
 @MODEL_OPTION
 @click.option(
@@ -677,10 +677,8 @@ def run(
     """
     import threading
 
-    from rich.live import Live
-
     from fer_mine.pipeline.detect import DetectorSettings
-    from fer_mine.pipeline.run import PROGRESS, RunSettings, plan_run
+    from fer_mine.pipeline.run import RunSettings, plan_run
     from fer_mine.pipeline.run import run as run_pipeline
 
     settings = RunSettings(
@@ -728,27 +726,12 @@ def run(
         finally:
             done.set()
 
-    def status() -> Table:
-        table = Table.grid(padding=(0, 2))
-        live = "" if workers == 1 else " (counts arrive at the end with several workers)"
-        frames = f" ({PROGRESS['frames']} video frames)" if plan.videos else ""
-        table.add_row(
-            f"[bold]{PROGRESS['files']}/{len(plan.todo)}[/bold] files",
-            f"{PROGRESS['images']} images{frames}",
-            f"{PROGRESS['faces']} faces",
-            f"{PROGRESS['errors']} errors" + live,
-        )
-        return table
-
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     if quiet or not console.is_terminal:
         done.wait()
     else:
-        with Live(status(), console=console, refresh_per_second=4) as live:
-            while not done.wait(0.25):
-                live.update(status())
-            live.update(status())
+        _show_progress(plan, done)
     if "exception" in result:
         raise result["exception"]
     if not quiet:
@@ -848,6 +831,45 @@ def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
     )
 
 
+def _show_progress(plan, done) -> None:
+    """A progress bar over the files to process, with images/s, faces/s and the time left, from
+    the counts every step leaves (pipeline/progress.py), in-process, with workers or with a
+    portable runner on this machine; until the first arrive (a cluster: never), a spinner."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from fer_mine.pipeline.progress import read_progress
+
+    columns = (SpinnerColumn(), TextColumn("files"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rates]}"), TimeElapsedColumn(), TextColumn("left"),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("run", total=len(plan.todo), rates="starting the pipeline")
+        first = None
+        while not done.wait(0.5):
+            counts = read_progress(plan.progress_dir)
+            if not counts or bar.finished:  # after the last file: writing and committing the tables
+                continue
+            first = first or time.monotonic() - 0.5
+            seconds = time.monotonic() - first
+            frames = f" ({counts['frames']} video frames)" if plan.videos else ""
+            rates = (f"{counts['images'] / seconds:.1f} images/s{frames}, {counts['faces'] / seconds:.1f} faces/s, "
+                     f"{counts['errors']} errors")  # fmt: skip
+            bar.update(task, completed=counts["files"], rates=rates)
+            if bar.finished:
+                bar.update(task, rates=rates + "; writing the tables")
+        bar.update(task, completed=len(plan.todo))
+
+
 def _report_params(min_confidence, since, until, model_sha) -> object:
     from fer_mine.reports import ReportParams
 
@@ -902,7 +924,7 @@ def _filter_options(command):
 
 
 @main.command()
-@click.argument("output", type=click.Path(path_type=Path), required=False)
+@click.argument("output", required=False)
 @click.option("--name", "names", multiple=True, help="Report to print (repeatable; default: all).")
 @click.option("--list", "list_only", is_flag=True, help="Name each report with the question it answers.")
 @click.option(
@@ -979,7 +1001,7 @@ def report(
 
 
 @main.command()
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output")
 @click.argument("sql")
 @_filter_options
 def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:

@@ -12,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from fer_mine.errors import FerMineError
+from fer_mine.pipeline import store
 from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 
 # Report order as they appear in `--list`, the terminal and the HTML page.
@@ -62,30 +64,37 @@ def describe(name: str) -> str:
 class Archive:
     """A DuckDB connection with the views `faces`, `images`, `errors`, `videos` over one output folder."""
 
-    def __init__(self, output: Path, params: ReportParams | None = None) -> None:
-        self.output = Path(output)
+    def __init__(self, output: str | Path, params: ReportParams | None = None) -> None:
+        self.output = str(output)
         self.params = params or ReportParams()
-        if not self.output.is_dir():
+        remote = store.is_remote(self.output)
+        store.check_scheme(self.output)
+        if not remote and not Path(self.output).is_dir():
             raise FerMineError(f"output folder not found: {self.output}")
-        files = {t: sorted(str(p) for p in (self.output / t).glob("*.parquet")) for t in TABLES}
+        files = {t: store.list_files(store.join(self.output, t)) for t in TABLES}
         if not files["images"]:
             raise FerMineError(
                 f"{self.output} holds no fer-mine tables (run `fer-mine run --output {self.output}` first)"
             )
         for table, paths in files.items():
             for path in paths:
-                check_table_file(Path(path), table)
+                check_table_file(path, table)
         self.con = duckdb.connect()
-        self._bind(files)
+        self._bind(files, remote)
 
-    def _bind(self, files: dict[str, list[str]]) -> None:
+    def _bind(self, files: dict[str, list[str]], remote: bool) -> None:
         con, params = self.con, self.params
         for table, paths in files.items():
-            if paths:
+            if paths and not remote:
                 con.execute(f"SET VARIABLE {table}_files = ?", [paths])
                 con.execute(
                     f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_files'))"
                 )
+            elif paths:
+                # DuckDB reads buckets only through its httpfs extension, downloaded at run time
+                # (impossible offline): the files come through Beam's FileSystems instead
+                tables = [store.read_table(path) for path in paths]
+                con.register(f"all_{table}", pa.concat_tables(tables))
             else:
                 con.register(f"all_{table}", SCHEMAS[table].empty_table())
         model = (

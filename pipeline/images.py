@@ -131,8 +131,8 @@ def read_bytes(file: FoundFile) -> bytes:
         raise ImageError("read", "permission_denied", "no permission to read the file") from None
     except FileNotFoundError:
         raise ImageError("read", "missing", "file vanished or is a broken symlink") from None
-    except OSError as exc:
-        raise ImageError("read", "io_error", str(exc)) from None
+    except (OSError, ValueError) as exc:  # Beam's object-store clients raise both
+        raise ImageError("read", "io_error", " ".join(str(exc).split())[:300]) from None
 
 
 def _exif_time(image: Image.Image) -> datetime | None:

@@ -35,9 +35,15 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
     """Loads weights through fer-mine's checked loader (sha256 + safetensors), not torch.load."""
 
     def __init__(
-        self, model_path: str | None, batch_size: int = 64, device: str | None = None, tta: bool = True
+        self,
+        model_path: str | None,
+        batch_size: int = 64,
+        device: str | None = None,
+        tta: bool = True,
+        threads: int | None = None,
     ) -> None:
         self._fer_model_path = model_path
+        self._fer_threads = threads
         self._fer_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         _, weights_path = read_card(model_path)
         super().__init__(
@@ -51,6 +57,8 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         )
 
     def load_model(self) -> torch.nn.Module:
+        if self._fer_threads:  # Beam calls this in each worker process: set its share of the cores
+            torch.set_num_threads(self._fer_threads)
         model, _ = load_model(self._fer_model_path, device=self._fer_device)
         self._device = torch.device(self._fer_device)
         return model

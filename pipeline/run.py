@@ -13,24 +13,24 @@ half-written visible and the next run redoes exactly what was not committed.
 from __future__ import annotations
 
 import os
+import posixpath
 import secrets
 import shutil
-from collections import Counter
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import apache_beam as beam
+import cv2
 import numpy as np
-import pyarrow.parquet as pq
-import torch
 from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from fer_mine.amacnn.weights import ModelCard, verify_weights
 from fer_mine.errors import FerMineError
+from fer_mine.pipeline import store
 from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_VIDEO_FPS
 from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
 from fer_mine.pipeline.images import (
@@ -43,13 +43,12 @@ from fer_mine.pipeline.images import (
     read_bytes,
 )
 from fer_mine.pipeline.inference import AMACNNModelHandler
+from fer_mine.pipeline.progress import ProgressReporter
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS, TABLES, check_table_file
 from fer_mine.pipeline.video import VideoInfo, sample_frames
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
-# live counts for the progress display; only the in-process runner updates them
-PROGRESS: Counter = Counter()
 
 
 @dataclass
@@ -72,6 +71,15 @@ class RunSettings:
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None
 
+    @property
+    def threads(self) -> int | None:
+        """CPU threads for OpenCV and torch in each local worker: the cores shared out, so that N
+        workers do not each start a thread per core (N x cores threads fighting for the cores).
+        None on other runners: their workers' machines decide."""
+        if self.runner != "DirectRunner":
+            return None
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
 
 @dataclass
 class RunPlan:
@@ -79,8 +87,10 @@ class RunPlan:
     card: ModelCard
     found: list[FoundFile]
     todo: list[FoundFile]
-    staging: Path
+    staging: str  # this run's staging folder, under the output's STAGING
     other_files: list[str]  # neither photos nor (sampled) videos: left aside, counted in the summary
+    # a local folder where the steps leave their live counts (pipeline/progress.py)
+    progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))
 
     @property
     def videos(self) -> int:
@@ -97,12 +107,33 @@ def _file_columns(file: FoundFile, run_id: str) -> dict:
 
 
 def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) -> dict:
-    PROGRESS["errors"] += 1
     return {**_file_columns(file, run_id), "stage": error.stage, "kind": error.kind, "message": str(error),
             "model_sha256": model_sha, "processed_at": _now()}  # fmt: skip
 
 
-class ReadAndDecode(beam.DoFn):
+class _CountingDoFn(beam.DoFn):
+    """A step that reports its counts for the live progress display (pipeline/progress.py)."""
+
+    def __init__(self, run_id: str, model_sha: str, progress_dir: str | None) -> None:
+        self.run_id, self.model_sha, self.progress_dir = run_id, model_sha, progress_dir
+        self.progress: ProgressReporter | None = None
+
+    def setup(self) -> None:
+        self.progress = ProgressReporter(self.progress_dir)
+
+    def finish_bundle(self) -> None:
+        self.progress.flush()
+
+    def teardown(self) -> None:
+        if self.progress is not None:
+            self.progress.flush()
+
+    def error(self, file: FoundFile, error: ImageError) -> beam.pvalue.TaggedOutput:
+        self.progress.add("errors")
+        return beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+
+
+class ReadAndDecode(_CountingDoFn):
     """Photo -> DecodedImage; video -> DecodedImage per sampled frame, streamed, then its
     `videos` row. Anything unreadable becomes an `errors` row; a video that breaks off part-way
     is an `errors` row too, and keeps the frames read before the damage.
@@ -112,34 +143,43 @@ class ReadAndDecode(beam.DoFn):
     frame, 8.3 GB for a 2-minute 720p video at 5 frames/s) instead of flowing one by one into
     detection."""
 
-    def __init__(self, run_id: str, model_sha: str, max_pixels: int, sample_fps: float) -> None:
-        self.run_id, self.model_sha, self.max_pixels = run_id, model_sha, max_pixels
-        self.sample_fps = sample_fps
+    def __init__(self, plan: RunPlan, settings: RunSettings) -> None:
+        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir)
+        self.max_pixels, self.sample_fps = settings.max_pixels, settings.video_fps
+        self.beam_args = settings.beam_args
+
+    def setup(self) -> None:
+        super().setup()
+        # a portable runner's worker starts with no options for FileSystems, and Beam's S3
+        # client refuses to start without them: give it the run's (endpoint, region, ...)
+        from apache_beam.io.filesystems import FileSystems
+
+        if FileSystems._pipeline_options is None:
+            store.filesystems(PipelineOptions(self.beam_args))
 
     def process(self, file: FoundFile) -> Iterator:
         if file.is_video:
             yield from self._video(file)
             return
-        PROGRESS["files"] += 1
+        self.progress.add("files")
         try:
             yield decode(file, read_bytes(file), self.max_pixels)
         except ImageError as error:
-            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            yield self.error(file, error)
 
     def _video(self, file: FoundFile) -> Iterator:
         info = VideoInfo()
         try:
             for frame in sample_frames(file, self.sample_fps, self.max_pixels, info):
-                PROGRESS["frames"] += 1
+                self.progress.add("frames")
                 yield frame
         except ImageError as error:
-            PROGRESS["files"] += 1
-            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            self.progress.add("files")
+            yield self.error(file, error)
             return
-        PROGRESS["files"] += 1
+        self.progress.add("files")
         if info.damage:
-            error = ImageError("decode", "truncated", info.damage)
-            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            yield self.error(file, ImageError("decode", "truncated", info.damage))
         yield beam.pvalue.TaggedOutput("videos", {
             **_file_columns(file, self.run_id), "codec": info.codec, "width": info.width, "height": info.height,
             "fps": info.fps, "frame_count": info.frame_count, "duration_s": info.duration_s,
@@ -149,17 +189,19 @@ class ReadAndDecode(beam.DoFn):
         })  # fmt: skip
 
 
-class DetectAndCropFaces(beam.DoFn):
+class DetectAndCropFaces(_CountingDoFn):
     """DecodedImage -> one `images` row, plus (face record, model-ready crop) per face."""
 
-    def __init__(self, plan_card: ModelCard, settings: RunSettings, run_id: str) -> None:
-        self.preprocess: Preprocess = plan_card.preprocess
-        self.model_sha = plan_card.sha256
+    def __init__(self, plan: RunPlan, settings: RunSettings) -> None:
+        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir)
+        self.preprocess: Preprocess = plan.card.preprocess
         self.settings = settings
-        self.run_id = run_id
         self.detector: FaceDetector | None = None
 
     def setup(self) -> None:
+        super().setup()
+        if self.settings.threads:  # runs in each worker process, where the work is
+            cv2.setNumThreads(self.settings.threads)
         if not self.settings.aligned:
             self.detector = FaceDetector(self.settings.detector)
 
@@ -172,14 +214,13 @@ class DetectAndCropFaces(beam.DoFn):
             else:
                 faces = self.detector.detect(image.pixels)
         except Exception as exc:  # an OpenCV failure on one odd image must not stop the archive
-            error = ImageError("detect", "detector_failed", f"{type(exc).__name__}: {exc}")
-            yield beam.pvalue.TaggedOutput("errors", _error_row(file, self.run_id, self.model_sha, error))
+            yield self.error(file, ImageError("detect", "detector_failed", f"{type(exc).__name__}: {exc}"))
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
         base = _file_columns(file, self.run_id)
         frame = {"frame_index": image.frame_index, "video_time_s": image.video_time_s}
-        PROGRESS["images"] += 1
-        PROGRESS["faces"] += len(faces)
+        self.progress.add("images")
+        self.progress.add("faces", len(faces))
         yield beam.pvalue.TaggedOutput("images", {
             **base, **frame, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
             "taken_at": image.taken_at, "face_count": len(faces), "detector": detector,
@@ -216,15 +257,15 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         | "FindFiles" >> beam.Create(plan.todo)
         | "Spread" >> beam.Reshuffle()
         | "ReadAndDecode"
-        >> beam.ParDo(
-            ReadAndDecode(plan.run_id, card.sha256, settings.max_pixels, settings.video_fps)
-        ).with_outputs("errors", "videos", main="images")
+        >> beam.ParDo(ReadAndDecode(plan, settings)).with_outputs("errors", "videos", main="images")
     )
     detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
-        DetectAndCropFaces(card, settings, plan.run_id)
+        DetectAndCropFaces(plan, settings)
     ).with_outputs("images", "errors", main="crops")
     handler = KeyedModelHandler(
-        AMACNNModelHandler(settings.model_path, settings.batch_size, settings.device, settings.tta)
+        AMACNNModelHandler(
+            settings.model_path, settings.batch_size, settings.device, settings.tta, settings.threads
+        )
     )
     faces = (
         detected.crops
@@ -235,30 +276,30 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos))
     for table, rows in tables:
         _ = rows | f"Write{table.title()}" >> WriteToParquet(
-            str(plan.staging / table / plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"
+            store.join(plan.staging, table, plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"
         )
 
 
-def recorded_uris(output: Path, model_sha: str) -> set[str]:
+def recorded_uris(output: str, model_sha: str) -> set[str]:
     """Files already in `images`, `errors` or `videos` for this model (what an incremental run
     skips): a video is one unit, done once any of its rows is committed."""
     done: set[str] = set()
     for table in ("images", "errors", "videos"):
-        for path in sorted((output / table).glob("*.parquet")):
-            rows = pq.read_table(path, columns=["uri", "model_sha256"]).to_pydict()
+        for path in store.list_files(store.join(output, table)):
+            rows = store.read_table(path, ["uri", "model_sha256"]).to_pydict()
             done.update(u for u, m in zip(rows["uri"], rows["model_sha256"], strict=True) if m == model_sha)
     return done
 
 
-def check_output_fits(output: Path, card: ModelCard, tta: bool) -> None:
+def check_output_fits(output: str, card: ModelCard, tta: bool) -> None:
     """Refuse to add to tables of another schema, or to faces this model classified with the
     other TTA setting: the reports compare an output's faces with each other, and an
     incremental run would otherwise mix two classifiers under one model."""
     for table in TABLES:
-        for path in sorted((output / table).glob("*.parquet")):
+        for path in store.list_files(store.join(output, table)):
             check_table_file(path, table)
-    for path in sorted((output / "images").glob("*.parquet")):
-        rows = pq.read_table(path, columns=["model_sha256", "tta"]).to_pydict()
+    for path in store.list_files(store.join(output, "images")):
+        rows = store.read_table(path, ["model_sha256", "tta"]).to_pydict()
         if any(m == card.sha256 and t != tta for m, t in zip(rows["model_sha256"], rows["tta"], strict=True)):
             recorded, asked = ("with", "without") if tta is False else ("without", "with")
             raise FerMineError(
@@ -267,48 +308,56 @@ def check_output_fits(output: Path, card: ModelCard, tta: bool) -> None:
             )
 
 
-def _run_id_of(path: Path) -> str:
+def _run_id_of(path: str) -> str:
     """Committed files are named `<run id>-<shard>.parquet`; run ids hold one '-'."""
-    return "-".join(path.stem.split("-")[:2])
+    return "-".join(posixpath.basename(path).removesuffix(".parquet").split("-")[:2])
 
 
-def clean_uncommitted(output: Path) -> None:
-    """Drop what a killed run left: its staging folder, and faces/errors of a run whose images
-    never landed (images are moved into place last: they are the commit)."""
-    shutil.rmtree(output / STAGING, ignore_errors=True)
-    committed = {_run_id_of(p) for p in (output / "images").glob("*.parquet")}
+def clean_uncommitted(output: str) -> None:
+    """Drop what a killed run left: its staging folder, and faces/errors/videos of a run whose
+    images never landed (images are moved into place last: they are the commit)."""
+    store.delete_tree(store.join(output, STAGING))
+    committed = {_run_id_of(p) for p in store.list_files(store.join(output, "images"))}
     for table in ("faces", "errors", "videos"):
-        for path in (output / table).glob("*.parquet"):
-            if _run_id_of(path) not in committed:
-                path.unlink()
+        files = store.list_files(store.join(output, table))
+        store.delete([path for path in files if _run_id_of(path) not in committed])
 
 
 def plan_run(settings: RunSettings) -> RunPlan:
-    pipeline_options(settings)  # refuses unknown options before anything is read or written
+    # refuses unknown options before anything is read or written; the object-store clients
+    # (endpoint, region, credentials) read the same options
+    store.filesystems(pipeline_options(settings))
+    for root in [*settings.inputs, settings.output]:
+        store.check_scheme(root)
     for root in settings.inputs:
-        if "://" not in root and not os.path.isdir(root):
+        if not store.is_remote(root) and not os.path.isdir(root):
             raise FerMineError(f"input folder not found: {root}")
-    output = Path(settings.output)
-    if output.exists() and not output.is_dir():
+    output = settings.output
+    if store.is_file(output):
         raise FerMineError(f"output path {output} exists and is not a folder")
     # every weights file the run will load is checked here, so a damaged one is one line, not
     # a traceback from inside a Beam worker, and nothing is staged
     card, _ = verify_weights(settings.model_path)
     if not settings.aligned:
         FaceDetector(settings.detector)  # checks the detector's file and OpenCV, before Beam starts
-    output.mkdir(parents=True, exist_ok=True)
+    other_files: list[str] = []
+    found = []
+    for root in settings.inputs:
+        with store.storage_errors(f"cannot list {root}"):
+            files = find_images(root, other_files, settings.video_fps > 0)
+        if store.is_remote(root) and not files and not other_files:  # a bucket has no empty folders
+            raise FerMineError(f"input not found: nothing under {root} (check the bucket and prefix)")
+        found += files
+    store.make_folder(output)
     if settings.overwrite:
         for table in TABLES:
-            shutil.rmtree(output / table, ignore_errors=True)
+            store.delete_tree(store.join(output, table))
     clean_uncommitted(output)
     check_output_fits(output, card, settings.tta)
-    other_files: list[str] = []
-    videos = settings.video_fps > 0
-    found = [f for root in settings.inputs for f in find_images(root, other_files, videos)]
     done = recorded_uris(output, card.sha256)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    return RunPlan(run_id, card, found, todo, output / STAGING / run_id, other_files)
+    return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files)
 
 
 def _unknown_beam_args(args: list[str]) -> list[str]:
@@ -337,19 +386,17 @@ def pipeline_options(settings: RunSettings) -> PipelineOptions:
     return PipelineOptions(args, save_main_session=False)
 
 
-def commit(plan: RunPlan, output: Path) -> dict[str, int]:
+def commit(plan: RunPlan, output: str) -> dict[str, int]:
     """Move staged Parquet files into place (faces, errors, videos, then images: the commit point)."""
     moved = {}
     for table in ("faces", "errors", "videos", "images"):
-        target = output / table
-        target.mkdir(parents=True, exist_ok=True)
-        files = sorted((plan.staging / table).glob("*.parquet"))
-        rows = 0
-        for shard, path in enumerate(files):
-            rows += pq.read_metadata(path).num_rows
-            os.replace(path, target / f"{plan.run_id}-{shard:05d}.parquet")
-        moved[table] = rows
-    shutil.rmtree(plan.staging.parent, ignore_errors=True)
+        target = store.join(output, table)
+        store.make_folder(target)
+        files = store.list_files(store.join(plan.staging, table))
+        moved[table] = sum(store.num_rows(path) for path in files)
+        names = [store.join(target, f"{plan.run_id}-{shard:05d}.parquet") for shard in range(len(files))]
+        store.move(files, names)
+    store.delete_tree(store.join(output, STAGING))
     return moved
 
 
@@ -358,15 +405,16 @@ def run(
 ) -> dict:
     """Plan, run the Beam pipeline, commit. Returns counts for the summary."""
     plan = plan or plan_run(settings)
-    PROGRESS.clear()
-    if not plan.todo:
-        return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0,
-                "videos": 0}  # fmt: skip
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, settings.workers)))
-    p = test_pipeline or beam.Pipeline(options=pipeline_options(settings))
-    build_pipeline(p, plan, settings)
-    p.run().wait_until_finish()
-    counts = commit(plan, Path(settings.output))
+    try:
+        if not plan.todo:
+            return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0,
+                    "videos": 0}  # fmt: skip
+        p = test_pipeline or beam.Pipeline(options=pipeline_options(settings))
+        build_pipeline(p, plan, settings)
+        p.run().wait_until_finish()
+        counts = commit(plan, settings.output)
+    finally:
+        shutil.rmtree(plan.progress_dir, ignore_errors=True)
     return {
         "found": len(plan.found),
         "skipped": len(plan.found) - len(plan.todo),

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
@@ -126,11 +125,13 @@ VIDEOS = pa.schema(
 SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS, "videos": VIDEOS}
 
 
-def check_table_file(path: Path, table: str) -> None:
+def check_table_file(path: str | Path, table: str) -> None:
     """Refuse a file that is not this version's `table`: before reports read it, and before a
-    run adds files beside it (the reports could not read the mix)."""
+    run adds files beside it (the reports could not read the mix). A local path or a URI."""
+    from fer_mine.pipeline import store
+
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = store.read_schema(str(path)).metadata or {}
     except (pa.ArrowInvalid, OSError) as exc:
         raise FerMineError(f"{path} is not a readable Parquet file: {exc}") from None
     found = (metadata.get(b"fer_mine_table", b"?").decode(), metadata.get(b"fer_mine_schema", b"?").decode())

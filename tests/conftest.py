@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -48,3 +55,37 @@ needs_shared = pytest.mark.skipif(
     not (SHARED_DATA / "fer2013").is_dir(),
     reason="needs ../shared/data/fer2013 (the real dataset), absent on a fresh machine",
 )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def portable_deployment(env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """A real portable Beam deployment on loopback, as Flink, Spark and Dataflow see the job:
+    a job service and an external worker pool (its workers get `env`). Yields their ports."""
+    job, pool = free_port(), free_port()
+    # the pool starts workers as `python`: this venv's must come first on PATH
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                          "--port", str(job)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                          f"--service_port={pool}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    deadline = time.time() + 60
+    for port in (job, pool):
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+    try:
+        yield job, pool
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmarks.scenes import compose, save_jpeg, write_archive
+from conftest import portable_deployment
 from fer_mine.cli import main
 from fer_mine.labels import EMOTIONS
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS
@@ -324,42 +325,10 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, message):
     assert message in result.output and "Traceback" not in result.output
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def portable_endpoints():
-    """A real portable Beam deployment on loopback: a job service and an external worker pool."""
-    import subprocess
-    import sys
-    import time
-
-    job, pool = _free_port(), _free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                          "--port", str(job)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                          f"--service_port={pool}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]  # fmt: skip
-    import socket
-
-    deadline = time.time() + 60
-    for port in (job, pool):
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-    yield job, pool
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
+    with portable_deployment(dict(os.environ)) as endpoints:
+        yield endpoints
 
 
 def test_portable_runner_with_external_workers_gives_the_same_records(

@@ -1,0 +1,182 @@
+"""Where `fer-mine run` writes its tables and the reports read them: a local folder or a bucket
+(s3://, gs://, any scheme Beam's FileSystems knows).
+
+Listing, reading Parquet footers and rows, moving staged files into place (a rename locally,
+copy + delete on object stores) and cleaning up all go through here, so the run, a killed
+run's cleanup, the incremental check, the schema refusal and the reports have one code path
+for a folder and a bucket. Buckets go through Beam's FileSystems; local paths through os and
+pyarrow directly, which gives the same answers without importing Beam (a second on every
+`fer-mine report`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import shutil
+from contextlib import contextmanager
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_mine.errors import FerMineError
+
+# the extra that brings each scheme's client library (pyproject.toml)
+EXTRAS = {"s3": "s3", "gs": "gcp"}
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def scheme(path: str) -> str:
+    return path.split("://", 1)[0] if is_remote(path) else "file"
+
+
+def filesystems(options: object | None = None):
+    """Beam's FileSystems, with the pipeline options its object-store clients read (endpoint,
+    region, credentials); without them Beam's S3 client refuses to start."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if options is not None or FileSystems._pipeline_options is None:
+        FileSystems.set_options(options if options is not None else PipelineOptions([]))
+    return FileSystems
+
+
+def check_scheme(path: str) -> None:
+    """A bucket path whose client library is not installed, or S3 without credentials, is one
+    line. (Without credentials Beam's S3 client would retry every request for minutes.)"""
+    if not is_remote(path):
+        return
+    fs = filesystems()
+    try:
+        fs.get_filesystem(path)
+    except ValueError:
+        extra = EXTRAS.get(scheme(path))
+        hint = f"pip install 'fer-mine[{extra}]'" if extra else "install Beam's filesystem extra for it"
+        raise FerMineError(f"{path}: no filesystem for {scheme(path)}:// here ({hint})") from None
+    if scheme(path) == "s3":
+        import boto3
+        from apache_beam.options.pipeline_options import S3Options
+
+        if fs._pipeline_options.view_as(S3Options).s3_access_key_id:
+            return
+        if boto3.session.Session().get_credentials() is None:
+            raise FerMineError(
+                f"{path}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "AWS_PROFILE, or give -- --s3_access_key_id=... --s3_secret_access_key=...)"
+            )
+
+
+@contextmanager
+def storage_errors(what: str):
+    """Errors of an object store (no credentials, no bucket, refused) as one line."""
+    from apache_beam.io.filesystem import BeamIOError
+
+    try:
+        yield
+    except FerMineError:
+        raise
+    except (BeamIOError, OSError, ValueError) as exc:
+        detail = getattr(exc, "exception_details", None) or exc
+        if isinstance(detail, dict) and detail:
+            detail = next(iter(detail.values()))
+        message = " ".join(str(detail).split())[:300]
+        raise FerMineError(f"{what}: {message}") from None
+
+
+def join(root: str, *parts: str) -> str:
+    return posixpath.join(root.rstrip("/"), *parts) if is_remote(root) else os.path.join(root, *parts)
+
+
+def list_files(folder: str, suffix: str = ".parquet") -> list[str]:
+    """Files directly in `folder` ending in `suffix`, sorted; none if it does not exist."""
+    if not is_remote(folder):
+        return sorted(glob.glob(os.path.join(glob.escape(folder), f"*{suffix}")))
+    with storage_errors(f"cannot list {folder}"):
+        matched = filesystems().match([join(folder, f"*{suffix}")])[0].metadata_list
+    return sorted(m.path for m in matched)
+
+
+def list_tree(folder: str) -> list[str]:
+    """Every object under a bucket prefix, at any depth."""
+    with storage_errors(f"cannot list {folder}"):
+        return sorted(m.path for m in filesystems().match([join(folder, "**")])[0].metadata_list)
+
+
+@contextmanager
+def open_read(path: str) -> IO[bytes]:
+    if not is_remote(path):
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+
+    with storage_errors(f"cannot read {path}"):
+        handle = filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    with handle:
+        yield handle
+
+
+def read_schema(path: str) -> pa.Schema:
+    with open_read(path) as handle:
+        return pq.read_schema(handle)
+
+
+def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
+    with open_read(path) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
+def num_rows(path: str) -> int:
+    with open_read(path) as handle:
+        return pq.read_metadata(handle).num_rows
+
+
+def is_file(path: str) -> bool:
+    """A plain object/file at exactly `path` (a folder or prefix is not)."""
+    if not is_remote(path):
+        return os.path.isfile(path)
+    with storage_errors(f"cannot reach {path}"):
+        return bool(filesystems().match([path])[0].metadata_list)
+
+
+def make_folder(path: str) -> None:
+    """A local folder is created; object stores have no folders to create."""
+    if not is_remote(path):
+        with storage_errors(f"cannot create {path}"):
+            os.makedirs(path, exist_ok=True)
+
+
+def move(sources: list[str], targets: list[str]) -> None:
+    """Rename locally; copy + delete on an object store (Beam's rename)."""
+    if not sources:
+        return
+    if not is_remote(sources[0]):
+        for source, target in zip(sources, targets, strict=True):
+            os.replace(source, target)
+        return
+    with storage_errors("cannot move staged files into place"):
+        filesystems().rename(sources, targets)
+
+
+def delete(paths: list[str]) -> None:
+    if not paths:
+        return
+    if not is_remote(paths[0]):
+        for path in paths:
+            os.remove(path)
+        return
+    with storage_errors("cannot delete"):
+        filesystems().delete(paths)
+
+
+def delete_tree(folder: str) -> None:
+    """A folder (a bucket prefix) and everything under it; nothing if it is not there."""
+    if is_remote(folder):
+        delete(list_tree(folder))
+    else:
+        shutil.rmtree(folder, ignore_errors=True)

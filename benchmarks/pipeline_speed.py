@@ -1,7 +1,7 @@
 """Throughput of `fer-mine run` and of each of its stages alone, and peak memory at N and 4N.
 
     python -m benchmarks.pipeline_speed [--photos 40] [--size 1600x1200] [--detector yunet]
-                                        [--detect-size 1280,640] [--workers 1,2]
+                                        [--detect-size 1280,640] [--workers 1,2,4,...,cores]
 
 Builds an archive of N JPEG photos (scenes with 0-5 pasted faces, EXIF times), then times:
 decode only; decode + detect; the model alone on the face crops (batches of 64); the whole
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--size", default="1600x1200")
     parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
     parser.add_argument("--detect-size", default="", help="default: the detector's own (fer-mine run --help)")
-    parser.add_argument("--workers", default="1,2", help="worker process counts of the pipeline rows")
+    cores = os.cpu_count() or 1
+    counts = sorted({w for w in (1, 2, 4, 8, 16, 32, 64) if w <= cores} | {cores})
+    parser.add_argument("--workers", default=",".join(map(str, counts)),
+                        help="worker process counts of the pipeline rows (default: 1, 2, 4, ... and every core)")  # fmt: skip
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     sizes = tuple(int(s) for s in args.detect_size.split(",")) if args.detect_size else None

@@ -383,6 +383,9 @@ def pipeline_options(settings: RunSettings) -> PipelineOptions:
     if settings.runner == "DirectRunner":
         mode = "multi_processing" if settings.workers > 1 else "in_memory"
         args += [f"--direct_num_workers={settings.workers}", f"--direct_running_mode={mode}"]
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+        # worker processes log every gRPC start and stop at INFO over the progress display
+        args.append("--default_sdk_harness_log_level=WARNING")
     return PipelineOptions(args, save_main_session=False)
 
 

@@ -147,3 +147,19 @@ def test_video_timeline_report_buckets_each_video(mined, tmp_path):
     assert cli.exit_code == 0, cli.output
     page = html.read_text()
     assert "alt='video_timeline chart'" in page and "party.MP4 at " in page and "image moved" not in page
+
+
+def test_transitions_follow_frame_order_inside_each_video(mined):
+    images = table(mined, "images")
+    with_faces = {}
+    for row in images:
+        if row["face_count"]:
+            with_faces[row["path"]] = with_faces.get(row["path"], 0) + 1
+    # a sequence of n images with faces has n - 1 transitions: the two photos share their
+    # folder's sequence, and each video is a sequence of its own (not joined to the next one)
+    photos = sum(n for path, n in with_faces.items() if path.startswith("photos/"))
+    videos = [n for path, n in with_faces.items() if path.startswith("clips/")]
+    expected = (photos - 1) + sum(n - 1 for n in videos)
+    result = Archive(mined).report("transitions")
+    assert sum(r[result.columns.index("transitions")] for r in result.rows) == expected
+    assert len(videos) == 2 and expected > 20

@@ -74,8 +74,8 @@ def _local_path(file: FoundFile) -> Iterator[str]:
         try:
             with FileSystems.open(file.uri) as source:
                 shutil.copyfileobj(source, copy, 1 << 20)
-        except OSError as exc:
-            raise ImageError("read", "io_error", str(exc)) from None
+        except (OSError, ValueError) as exc:  # Beam's object-store clients raise both
+            raise ImageError("read", "io_error", " ".join(str(exc).split())[:300]) from None
         copy.flush()
         yield copy.name
 

@@ -112,6 +112,13 @@ def test_a_run_writes_the_tables_into_the_bucket_and_a_rerun_adds_nothing(s3, mi
     assert keys(client, f"{prefix}/") == written
 
 
+def test_the_tta_refusal_holds_on_a_bucket(s3, mined):
+    result = CliRunner().invoke(
+        main, ["run", "--input", f"s3://{BUCKET}/photos", "--output", f"s3://{BUCKET}/mined", "--no-tta"]
+    )
+    assert result.exit_code == 2 and "classified with flip TTA" in result.output
+
+
 def test_report_and_query_read_the_bucket(s3, mined):
     result = CliRunner().invoke(main, ["query", f"s3://{BUCKET}/mined", "select count(*) as n from images",
                                        "--format", "csv"])  # fmt: skip

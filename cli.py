@@ -788,9 +788,10 @@ def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
     from fer_mine.pipeline.images import FoundFile, ImageError, decode, find_images, read_bytes
 
     files: list[FoundFile] = []
+    others: list[str] = []
     for path in paths:
         if path.is_dir():
-            files += find_images(str(path))
+            files += find_images(str(path), others)
         else:
             files.append(FoundFile(str(path.resolve()), str(path.resolve().parent), path.name))
     if not files:
@@ -824,6 +825,8 @@ def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
                 written += 1
     for line in skipped:
         console.print(f"[yellow]skipped[/yellow] {line}", highlight=False)
+    if others:
+        console.print(f"{len(others)} other files (videos, notes, ...) are not photos and stay aside")
     console.print(
         f"{written} figures for {len(files) - len(skipped)} photos written to {output}/"
         + (f" ({faceless} photos had no face)" if faceless else "")

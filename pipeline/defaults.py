@@ -19,6 +19,8 @@ DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
 # frames per second of video become images (pipeline/video.py)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 DEFAULT_VIDEO_FPS = 1.0
+# How --workers N runs on the DirectRunner: Beam's multi_processing or multi_threading mode
+WORKER_MODES = {"processes": "multi_processing", "threads": "multi_threading"}
 
 
 def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:

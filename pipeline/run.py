@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from fer_mine.amacnn.weights import ModelCard, verify_weights
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline import store
-from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_VIDEO_FPS
+from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_VIDEO_FPS, WORKER_MODES
 from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
 from fer_mine.pipeline.images import (
     DEFAULT_MAX_PIXELS,
@@ -67,6 +67,7 @@ class RunSettings:
     video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False
     workers: int = 1
+    worker_mode: str = "processes"  # a key of WORKER_MODES
     runner: str = "DirectRunner"
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None
@@ -381,8 +382,10 @@ def pipeline_options(settings: RunSettings) -> PipelineOptions:
             "(see fer-mine run --help; Beam pipeline options go after --)"
         )
     if settings.runner == "DirectRunner":
-        mode = "multi_processing" if settings.workers > 1 else "in_memory"
-        args += [f"--direct_num_workers={settings.workers}", f"--direct_running_mode={mode}"]
+        args.append(f"--direct_num_workers={settings.workers}")
+        if not any(a.startswith("--direct_running_mode") for a in args):  # the user's choice stands
+            mode = WORKER_MODES[settings.worker_mode] if settings.workers > 1 else "in_memory"
+            args.append(f"--direct_running_mode={mode}")
     if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
         # worker processes log every gRPC start and stop at INFO over the progress display
         args.append("--default_sdk_harness_log_level=WARNING")

@@ -184,8 +184,10 @@ def same_records(left: list[dict], right: list[dict]) -> None:
                 assert a[column] == b[column], column
 
 
-def test_two_workers_give_the_same_records(archive, mined, tmp_path):
-    result = run_cli("--input", str(archive[0]), "--output", str(tmp_path / "w2"), "--workers", "2")
+@pytest.mark.parametrize("mode", ["processes", "threads"])
+def test_two_workers_give_the_same_records(archive, mined, tmp_path, mode):
+    result = run_cli("--input", str(archive[0]), "--output", str(tmp_path / "w2"), "--workers", "2",
+                     "--worker-mode", mode)  # fmt: skip
     assert result.exit_code == 0, result.output
     for name in ("faces", "images"):
         same_records(table(tmp_path / "w2", name), table(mined, name))

@@ -36,6 +36,24 @@ MODEL_OPTION = click.option(
     "model_path",
     help="Model folder or model.json, or a shipped model's name (default: amacnn-fer2013; see model-info).",
 )
+# How faces are cut: shared by `run` and `explain`, which must cut them alike
+MARGIN_OPTION = click.option(
+    "--margin",
+    type=click.FloatRange(-0.2, 1.0),
+    default=DEFAULT_MARGIN,
+    show_default=True,
+    help="Crop margin around each face box, per side, as a share of its size "
+    "(chosen with benchmarks/pipeline_accuracy.py).",
+)
+ALIGN_OPTION = click.option(
+    "--align/--no-align",
+    default=DEFAULT_ALIGN,
+    show_default=True,
+    help="Rotate each face crop so that the eyes are level (needs landmarks: yunet).",
+)
+ALIGNED_OPTION = click.option(
+    "--aligned", is_flag=True, help="Each image is one already-cropped face (FER-2013 style): no detection."
+)
 DATA_ROOT_HELP = "Folder holding one folder per dataset (default: $FER_MINE_DATA)."
 
 
@@ -603,23 +621,9 @@ def _sizes(value: str) -> tuple[int, ...]:
     type=click.FloatRange(0, 1),
     help=f"Detector score needed (default: {describe(DEFAULT_THRESHOLDS)}).",
 )
-@click.option(
-    "--margin",
-    type=click.FloatRange(-0.2, 1.0),
-    default=DEFAULT_MARGIN,
-    show_default=True,
-    help="Crop margin around each face box, per side, as a share of its size "
-    "(chosen with benchmarks/pipeline_accuracy.py).",
-)
-@click.option(
-    "--align/--no-align",
-    default=DEFAULT_ALIGN,
-    show_default=True,
-    help="Rotate each face crop so that the eyes are level (needs landmarks: yunet).",
-)
-@click.option(
-    "--aligned", is_flag=True, help="Each image is one already-cropped face (FER-2013 style): no detection."
-)
+@MARGIN_OPTION
+@ALIGN_OPTION
+@ALIGNED_OPTION
 @click.option(
     "--max-pixels",
     type=click.IntRange(1),
@@ -771,17 +775,9 @@ def run(
     help="Folder for the PNG figures, one per face.",
 )
 @MODEL_OPTION
-@click.option(
-    "--aligned", is_flag=True, help="Each image is one already-cropped face (FER-2013 style): no detection."
-)
-@click.option(
-    "--margin",
-    type=click.FloatRange(-0.2, 1.0),
-    default=DEFAULT_MARGIN,
-    show_default=True,
-    help="Crop margin around each face box, as in fer-mine run.",
-)
-@click.option("--align/--no-align", default=DEFAULT_ALIGN, show_default=True, help="As in fer-mine run.")
+@ALIGNED_OPTION
+@MARGIN_OPTION
+@ALIGN_OPTION
 @click.option(
     "--tta/--no-tta", default=True, show_default=True, help="Probabilities with flip TTA, as in run."
 )
@@ -826,11 +822,7 @@ def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
             faceless += not faces
             stem = file.path.rsplit(".", 1)[0].replace("/", "__")
             for index, face in enumerate(faces):
-                crop = (
-                    pixels
-                    if detector is None
-                    else crop_face(pixels, face, margin, align and bool(face.landmarks))
-                )
+                crop = pixels if detector is None else crop_face(pixels, face, margin, align)
                 png = explainer.figure_png(explainer.explain(crop), f"{file.path}, face {index}")
                 (output / f"{stem}-face{index}.png").write_bytes(png)
                 written += 1

@@ -316,6 +316,6 @@ def largest_face_cropper(
         if not faces:
             return None, 0
         face = max(faces, key=lambda f: f.w * f.h)
-        return crop_face(pixels, face, margin, align and face.landmarks is not None), len(faces)
+        return crop_face(pixels, face, margin, align), len(faces)
 
     return crop

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -120,11 +122,18 @@ def special_file_kind(mode: int) -> str | None:
 
 
 def read_bytes(file: FoundFile) -> bytes:
-    try:
+    with read_errors():
         if "://" in file.uri:
             with FileSystems.open(file.uri) as handle:
                 return handle.read()
         return _read_regular_file(file.uri)
+
+
+@contextlib.contextmanager
+def read_errors() -> Iterator[None]:
+    """OS and object-store errors while reading a file, as the `errors` row they become."""
+    try:
+        yield
     except IsADirectoryError:
         raise ImageError("read", "not_a_file", "a folder named like an image") from None
     except PermissionError:

@@ -344,9 +344,11 @@ def plan_run(settings: RunSettings) -> RunPlan:
     other_files: list[str] = []
     found = []
     for root in settings.inputs:
+        others_before = len(other_files)
         with store.storage_errors(f"cannot list {root}"):
             files = find_images(root, other_files, settings.video_fps > 0)
-        if store.is_remote(root) and not files and not other_files:  # a bucket has no empty folders
+        nothing = not files and len(other_files) == others_before
+        if store.is_remote(root) and nothing:  # a bucket has no empty folders
             raise FerMineError(f"input not found: nothing under {root} (check the bucket and prefix)")
         found += files
     store.make_folder(output)

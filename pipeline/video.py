@@ -23,7 +23,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from fer_mine.pipeline.detect import quiet_opencv
-from fer_mine.pipeline.images import DecodedImage, FoundFile, ImageError, special_file_kind
+from fer_mine.pipeline.images import DecodedImage, FoundFile, ImageError, read_errors, special_file_kind
 
 # FFmpeg's own log (inside OpenCV) prints a line per damaged file; damage is an `errors` row
 # instead. 0 = AV_LOG_PANIC. Read when OpenCV first opens a video, so set before any capture.
@@ -55,12 +55,8 @@ class VideoInfo:
 def _local_path(file: FoundFile) -> Iterator[str]:
     """A path VideoCapture can open: the file itself, or a temporary copy of a remote one."""
     if "://" not in file.uri:
-        try:
+        with read_errors():
             kind = special_file_kind(os.stat(file.uri).st_mode)
-        except PermissionError:
-            raise ImageError("read", "permission_denied", "no permission to read the file") from None
-        except FileNotFoundError:
-            raise ImageError("read", "missing", "file vanished or is a broken symlink") from None
         if kind:  # a FIFO named like a video would block VideoCapture forever
             raise ImageError("read", "not_a_file", f"a {kind} named like a video")
         if not os.access(file.uri, os.R_OK):
@@ -71,11 +67,8 @@ def _local_path(file: FoundFile) -> Iterator[str]:
         return
     suffix = posixpath.splitext(file.uri)[1]
     with tempfile.NamedTemporaryFile(suffix=suffix) as copy:
-        try:
-            with FileSystems.open(file.uri) as source:
-                shutil.copyfileobj(source, copy, 1 << 20)
-        except (OSError, ValueError) as exc:  # Beam's object-store clients raise both
-            raise ImageError("read", "io_error", " ".join(str(exc).split())[:300]) from None
+        with read_errors(), FileSystems.open(file.uri) as source:
+            shutil.copyfileobj(source, copy, 1 << 20)
         copy.flush()
         yield copy.name
 

@@ -755,12 +755,13 @@ def run(
         summary = Table(*columns.values(), title=f"fer-mine run {result.get('run_id', '')}")
         summary.add_row(*(str(result.get(k, 0)) for k in columns))
         out.print(summary)
+        folder = output.rstrip("/")  # a folder or a bucket URI, as given
         if result.get("errors"):
             console.print(
-                f"[yellow]warning:[/yellow] {result['errors']} files could not be processed; see {output}/errors/"
+                f"[yellow]warning:[/yellow] {result['errors']} files could not be processed; see {folder}/errors/"
             )
         console.print(
-            f"tables written to {output}/ (faces, images, errors, videos); try `fer-mine report {output}`"
+            f"tables written to {folder}/ (faces, images, errors, videos); try `fer-mine report {folder}`"
         )
     if strict and result.get("errors"):
         sys.exit(1)

@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -31,6 +31,7 @@ from fer_mine.amacnn.datasets import (
 from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
 from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
 from fer_mine.amacnn.model import AMACNN, PRESETS, AMACNNEnsemble, build_model, class_probabilities
+from fer_mine.amacnn.recipe import FERPLUS_TARGETS, SCHEDULES, TrainOptions
 from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, EMOTIONS
@@ -38,43 +39,6 @@ from fer_mine.transforms.augment import training_augmentation
 from fer_mine.transforms.preprocess import Preprocess
 
 CHECKPOINT_FILE = "checkpoint.pt"
-SCHEDULES = ("constant", "cosine")
-FERPLUS_TARGETS = ("majority", "distribution")
-
-
-@dataclass
-class TrainOptions:
-    """Defaults are the paper's recipe; every other value is an option we measured."""
-
-    preset: str = "cpu"
-    epochs: int = 45
-    batch_size: int = 32
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    patience: int = 10  # early stopping: epochs without a better validation accuracy
-    val_fraction: float = 0.1  # carved from training data, stratified
-    seed: int = 0  # initial weights, batch order, augmentation
-    split_seed: int = 0  # validation split: fixed apart from `seed`, so ensemble members share it
-    ce_weight: float = 1.0
-    focal_weight: float = 1.0
-    label_smoothing: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    mixup: float = 0.0  # Beta(alpha, alpha) mixing; 0 = off
-    augment: float = 1.0  # augmentation strength; 0 = off
-    tta: bool = False  # horizontal-flip test-time augmentation when evaluating
-    keep_contempt: bool = False
-    # FER+ training targets: the majority label, or the annotators' vote distribution as soft
-    # targets (Barsoum et al. 2016); evaluation always scores the majority label
-    ferplus_targets: str = "majority"
-    time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
-    name: str = "amacnn"
-    init_from: str = ""  # start from these weights (a model folder) instead of random ones
-    init_member: int = -1  # with an ensemble as init_from: start from this member (0-based)
-    teacher: str = ""  # distil from this model (folder or shipped name; an ensemble too)
-    distill_weight: float = 0.5  # share of the loss that is the soft-target term
-    distill_temperature: float = 2.0  # softens teacher and student alike (Hinton et al. 2015)
-    datasets: list[str] = field(default_factory=list)
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import write_archive
 from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
@@ -73,13 +73,14 @@ def child(folder: str, out: str, workers: int, detector: str, sizes: str) -> Non
     start = time.perf_counter()
     counts = run(settings)
     seconds = time.perf_counter() - start
-    rss = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
     print(
         json.dumps(
-            {"seconds": seconds, "images": counts["images"], "faces": counts["faces"], "rss_mb": rss / 1024}
+            {
+                "seconds": seconds,
+                "images": counts["images"],
+                "faces": counts["faces"],
+                "rss_mb": peak_rss_mb(),
+            }
         )
     )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import compose
 from fer_mine.pipeline.images import FoundFile
 from fer_mine.pipeline.run import RunSettings, run
@@ -68,10 +68,14 @@ def child(folder: str, out: str, video_fps: float) -> None:
     start = time.perf_counter()
     counts = run(RunSettings(inputs=[folder], output=out, video_fps=video_fps))
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
-            {"seconds": seconds, "images": counts["images"], "faces": counts["faces"], "rss_mb": rss / 1024}
+            {
+                "seconds": seconds,
+                "images": counts["images"],
+                "faces": counts["faces"],
+                "rss_mb": peak_rss_mb(),
+            }
         )
     )
 

@@ -305,8 +305,9 @@ def _ferplus_tree(root, per_class: int = 6) -> None:
         (root / folder / "label.csv").write_text("\n".join(rows) + "\n")
 
 
-@pytest.mark.parametrize("targets", ["majority", "distribution"])
+@pytest.mark.parametrize("targets", ["majority", "distribution", None])
 def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, monkeypatch, targets):
+    """None: no --ferplus-targets, which trains on the vote shares (measured best, ablation J)."""
     import torch
 
     from fer_mine.amacnn import train as training
@@ -321,7 +322,7 @@ def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, monkeyp
 
     monkeypatch.setattr(training, "HybridLoss", Spy)
     args = [*TRAIN, "--data-root", str(tmp_path / "data"), "--datasets", "ferplus", "--epochs", "1",
-            "--output", str(tmp_path / "run"), "--ferplus-targets", targets]  # fmt: skip
+            "--output", str(tmp_path / "run")] + (["--ferplus-targets", targets] if targets else [])  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     soft = [t for t in seen if t.ndim == 2]

@@ -281,32 +281,32 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         )
 
 
-def recorded_uris(output: str, model_sha: str) -> set[str]:
+def recorded_uris(output: str, card: ModelCard, tta: bool) -> set[str]:
     """Files already in `images`, `errors` or `videos` for this model (what an incremental run
-    skips): a video is one unit, done once any of its rows is committed."""
+    skips): a video is one unit, done once any of its rows is committed.
+
+    On the way, in one pass over the committed files, refuse to add to tables of another schema,
+    or to faces this model classified with the other TTA setting: the reports compare an
+    output's faces with each other, and an incremental run would otherwise mix two classifiers
+    under one model."""
     done: set[str] = set()
-    for table in ("images", "errors", "videos"):
-        for path in store.list_files(store.join(output, table)):
-            rows = store.read_table(path, ["uri", "model_sha256"]).to_pydict()
-            done.update(u for u, m in zip(rows["uri"], rows["model_sha256"], strict=True) if m == model_sha)
-    return done
-
-
-def check_output_fits(output: str, card: ModelCard, tta: bool) -> None:
-    """Refuse to add to tables of another schema, or to faces this model classified with the
-    other TTA setting: the reports compare an output's faces with each other, and an
-    incremental run would otherwise mix two classifiers under one model."""
     for table in TABLES:
         for path in store.list_files(store.join(output, table)):
             check_table_file(path, table)
-    for path in store.list_files(store.join(output, "images")):
-        rows = store.read_table(path, ["model_sha256", "tta"]).to_pydict()
-        if any(m == card.sha256 and t != tta for m, t in zip(rows["model_sha256"], rows["tta"], strict=True)):
-            recorded, asked = ("with", "without") if tta is False else ("without", "with")
-            raise FerMineError(
-                f"{output} holds faces that {card.name} classified {recorded} flip TTA; this run "
-                f"would add faces {asked} it. Keep the setting, or use --overwrite or another --output"
-            )
+            if table == "faces":
+                continue
+            columns = ["uri", "model_sha256"] + (["tta"] if table == "images" else [])
+            rows = store.read_table(path, columns)
+            mine = [i for i, m in enumerate(rows["model_sha256"].to_pylist()) if m == card.sha256]
+            if table == "images" and any(rows["tta"][i].as_py() != tta for i in mine):
+                recorded, asked = ("with", "without") if tta is False else ("without", "with")
+                raise FerMineError(
+                    f"{output} holds faces that {card.name} classified {recorded} flip TTA; this run "
+                    f"would add faces {asked} it. Keep the setting, or use --overwrite or another --output"
+                )
+            uris = rows["uri"].to_pylist()
+            done.update(uris[i] for i in mine)
+    return done
 
 
 def _run_id_of(path: str) -> str:
@@ -356,8 +356,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
         for table in TABLES:
             store.delete_tree(store.join(output, table))
     clean_uncommitted(output)
-    check_output_fits(output, card, settings.tta)
-    done = recorded_uris(output, card.sha256)
+    done = recorded_uris(output, card, settings.tta)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files)

@@ -25,6 +25,7 @@ from fer_mine.pipeline.defaults import (
     WORKER_MODES,
     describe,
 )
+from fer_mine.sql import ReportParams
 
 RECIPE = TrainOptions()  # `fer-mine train`'s defaults
 
@@ -888,9 +889,7 @@ def _show_progress(plan, done) -> None:
         bar.update(task, completed=len(plan.todo))
 
 
-def _report_params(min_confidence, since, until, model_sha) -> object:
-    from fer_mine.reports import ReportParams
-
+def _report_params(min_confidence, since, until, model_sha) -> ReportParams:
     return ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha)
 
 
@@ -917,7 +916,7 @@ def _filter_options(command):
             click.option(
                 "--min-confidence",
                 type=click.FloatRange(0, 1),
-                default=0.0,
+                default=ReportParams.min_confidence,
                 show_default=True,
                 help="Leave out faces whose top label is less probable than this.",
             ),
@@ -954,7 +953,7 @@ def _filter_options(command):
 @click.option(
     "--bucket-s",
     type=click.FloatRange(0, min_open=True),
-    default=10.0,
+    default=ReportParams.bucket_s,
     show_default=True,
     help="video_timeline: seconds of video per row.",
 )

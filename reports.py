@@ -6,7 +6,6 @@ them; no user input is ever pasted into SQL text.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline import store
 from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.sql import ReportParams
 
 # Report order as they appear in `--list`, the terminal and the HTML page.
 REPORTS = (
@@ -26,18 +26,6 @@ REPORTS = (
 # One image of the archive: a photo, or one sampled frame of a video (schema._FRAME). The views
 # give it as the column `image`, so that the queries group faces by image in one way.
 IMAGE_KEY = "uri || coalesce('#frame=' || frame_index, '')"
-
-
-@dataclass
-class ReportParams:
-    min_confidence: float = 0.0  # faces below this top-label probability are left out
-    since: dt.datetime | None = None  # EXIF time window (photos without a time are then left out)
-    until: dt.datetime | None = None
-    model_sha256: str | None = None  # default: the model of the latest run
-    min_images: int = 2  # combinations: smallest itemset count shown
-    limit: int = 50  # review: rows shown
-    per_emotion: int = 6  # gallery: faces shown per emotion
-    bucket_s: float = 10.0  # video_timeline: seconds of video per row
 
 
 @dataclass

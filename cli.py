@@ -447,7 +447,7 @@ def ensemble(models, name, output, data_root, half, threads) -> None:
 
     _threads(threads)
     root = _data_root(data_root)
-    loaded = [load(path) for path in models]
+    loaded = [load(path, fold_bn=False) for path in models]  # combine copies their layers
     combined, card = combine(loaded, name, output, log=console.print, half=half)
     with console.status("decoding the validation and test splits"):
         data = validation_data(card, root, log=console.print)

@@ -202,6 +202,23 @@ def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False
     return probabilities
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold each BatchNorm into the convolution before it, in place, for inference only: the same
+    outputs (to 1e-7) with one pass less over every feature map; 1.14x the faces/s of the shipped
+    ensemble on 2 CPU cores (benchmarks/inference_speed). The model must be in eval mode."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in list(model.modules()):
+        if isinstance(module, nn.Sequential):  # the stem's streams, projection shortcuts
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i], module[i + 1] = fuse_conv_bn_eval(module[i], module[i + 1]), nn.Identity()
+        elif isinstance(module, ResidualBlock):
+            module.conv1, module.bn1 = fuse_conv_bn_eval(module.conv1, module.bn1), nn.Identity()
+            module.conv2, module.bn2 = fuse_conv_bn_eval(module.conv2, module.bn2), nn.Identity()
+    return model
+
+
 def build_model(preset: str | AMACNNConfig = "cpu", **overrides: object) -> AMACNN:
     """Build an AMACNN from a preset name or a config, with optional field overrides."""
     if isinstance(preset, AMACNNConfig):

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble
+from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, fold_batchnorm
 from fer_mine.errors import FerMineError
 from fer_mine.transforms.preprocess import Preprocess
 
@@ -137,9 +137,11 @@ def verify_weights(model_path: str | Path | None = None) -> tuple[ModelCard, Pat
 
 
 def load_model(
-    model_path: str | Path | None = None, device: str = "cpu"
+    model_path: str | Path | None = None, device: str = "cpu", fold_bn: bool = True
 ) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
-    """Verify the weights' sha256 against the card, then load them (safetensors: no pickle)."""
+    """Verify the weights' sha256 against the card, then load them (safetensors: no pickle), in
+    eval mode; `fold_bn` folds BatchNorm into the convolutions (inference only: the weights no
+    longer train, nor save as a card's layers)."""
     card, weights_path = verify_weights(model_path)
     try:
         state = load_file(str(weights_path))
@@ -147,5 +149,8 @@ def load_model(
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
-    model.eval().to(device=device, memory_format=torch.channels_last)
+    model.eval()
+    if fold_bn:
+        fold_batchnorm(model)
+    model.to(device=device, memory_format=torch.channels_last)
     return model, card

@@ -3,8 +3,9 @@
     python -m benchmarks.inference_speed [--model amacnn-fer2013] [--batch 64] [--repeats 7]
                                          [--data-root ../shared/data]
 
-Variants: eager float32 channels_last (what `run` does), eager contiguous (NCHW), torch.compile,
-int8 dynamic quantisation of the linear layers. Each is timed on batches of preprocessed faces with
+Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
+does), the same without folding, eager contiguous (NCHW), torch.compile, int8 dynamic
+quantisation of the linear layers. Each is timed on batches of preprocessed faces with
 flip TTA (two passes, as `run` classifies), median of --repeats, the variants interleaved round
 by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
 only worth taking at equal accuracy, within 0.1 point).
@@ -25,7 +26,7 @@ from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
 
 
-def variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def variants(model: torch.nn.Module, unfolded: torch.nn.Module) -> dict[str, torch.nn.Module]:
     import copy
 
     eager_nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
@@ -33,7 +34,8 @@ def variants(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
         copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
     )
     return {
-        "eager, channels_last (run today)": model,
+        "eager, channels_last, BN folded (run today)": model,
+        "eager, channels_last, BN not folded": unfolded,
         "eager, contiguous NCHW": eager_nchw,
         "torch.compile": torch.compile(copy.deepcopy(model)),
         "int8 dynamic (linear layers)": quantised,
@@ -50,7 +52,7 @@ def main() -> None:
     model, card = load_model(args.model)
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
-    models = variants(model)
+    models = variants(model, load_model(args.model, fold_bn=False)[0])
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for m in models.values():  # warm-up: compiles, plans

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Trains several AMACNN configurations in parallel on one lent GPU (the `device` tool).
 # Usage there: bash scripts/gpu_train.sh DATASET MINUTES NAME="train options" ...
-# Needs .gpu/whl (kornia wheels) and .gpu/<DATASET>.tar.* carried; results come back
+# Needs .gpu/whl and .gpu/<DATASET>-train.tar.xz carried (scripts/gpu_prepare.sh builds them:
+# training pictures only, so the runs print no test figures; score them back here with
+# `fer-mine evaluate --record`); results come back
 # in $OUT/<NAME>.tar.gz, one per run so each stays under the tool's 16 MiB a file
 # (model.json, model.safetensors, history.csv, plots, log; never the checkpoint).
 set -u
@@ -10,7 +12,7 @@ out=${OUT:-/tmp/out}
 [ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
 mkdir -p /tmp/pkg /tmp/data /tmp/runs && ln -sfn "$PWD" /tmp/pkg/fer_mine
 export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1
-tar xf .gpu/"$dataset".tar.* -C /tmp/data || exit 1
+tar xf .gpu/"$dataset"-train.tar.xz -C /tmp/data || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for spec in "$@"; do
   name=${spec%%=*}; opts=${spec#*=}

@@ -20,6 +20,7 @@ from fer_mine.pipeline.defaults import (
     DEFAULT_SIZES,
     DEFAULT_THRESHOLDS,
     DEFAULT_VIDEO_FPS,
+    DEFAULT_WORKER_MODE,
     DETECTORS,
     VIDEO_EXTENSIONS,
     WORKER_MODES,
@@ -177,7 +178,9 @@ def _threads(threads: int | None) -> None:
 )
 @click.option("--ce-weight", type=click.FloatRange(0), default=RECIPE.ce_weight, show_default=True)
 @click.option("--focal-weight", type=click.FloatRange(0), default=RECIPE.focal_weight, show_default=True)
-@click.option("--tta/--no-tta", default=False, help="Flip test-time augmentation in the final evaluation.")
+@click.option(
+    "--tta/--no-tta", default=RECIPE.tta, help="Flip test-time augmentation in the final evaluation."
+)
 @click.option("--keep-contempt", is_flag=True, help="FER+: keep contempt as an 8th class.")
 @click.option(
     "--ferplus-targets",
@@ -205,7 +208,12 @@ def _threads(threads: int | None) -> None:
     help="Seed of the validation split; keep it fixed across models you will ensemble.",
 )
 @click.option("--threads", type=click.IntRange(1), help="CPU threads (default: all cores).")
-@click.option("--time-limit", type=click.FloatRange(0), default=0.0, help="Stop after this many minutes.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(0),
+    default=RECIPE.time_limit_min,
+    help="Stop after this many minutes.",
+)
 @click.option("--device", help="torch device (default: cuda when available, else cpu).")
 @click.option("--name", default=RECIPE.name, show_default=True, help="Model name in its card.")
 @click.option(
@@ -598,7 +606,7 @@ def _sizes(value: str) -> tuple[int, ...]:
 @click.option(
     "--worker-mode",
     type=click.Choice(WORKER_MODES),
-    default="processes",
+    default=DEFAULT_WORKER_MODE,
     show_default=True,
     help="With --workers: processes (no shared interpreter: for many cores) or threads in this process "
     "(no start-up per worker: as fast as in-process on 2 cores, measured).",

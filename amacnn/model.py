@@ -204,8 +204,9 @@ def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold each BatchNorm into the convolution before it, in place, for inference only: the same
-    outputs (to 1e-7) with one pass less over every feature map; 1.14x the faces/s of the shipped
-    ensemble on 2 CPU cores (benchmarks/inference_speed). The model must be in eval mode."""
+    outputs (to 1e-7) with one pass less over every feature map; 1.16x the faces/s of the shipped
+    ensemble on 2 CPU cores (benchmarks/inference_speed: 86 against 74). The model must be in
+    eval mode."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for module in list(model.modules()):

@@ -21,6 +21,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 DEFAULT_VIDEO_FPS = 1.0
 # How --workers N runs on the DirectRunner: Beam's multi_processing or multi_threading mode
 WORKER_MODES = {"processes": "multi_processing", "threads": "multi_threading"}
+DEFAULT_WORKER_MODE = "processes"  # threads matched in-process on 2 cores; many cores unmeasured
 
 
 def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:

@@ -31,7 +31,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from fer_mine.amacnn.weights import ModelCard, verify_weights
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline import store
-from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_VIDEO_FPS, WORKER_MODES
+from fer_mine.pipeline.defaults import (
+    DEFAULT_ALIGN,
+    DEFAULT_MARGIN,
+    DEFAULT_VIDEO_FPS,
+    DEFAULT_WORKER_MODE,
+    WORKER_MODES,
+)
 from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
 from fer_mine.pipeline.images import (
     DEFAULT_MAX_PIXELS,
@@ -67,7 +73,7 @@ class RunSettings:
     video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False
     workers: int = 1
-    worker_mode: str = "processes"  # a key of WORKER_MODES
+    worker_mode: str = DEFAULT_WORKER_MODE  # a key of WORKER_MODES
     runner: str = "DirectRunner"
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None

@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 
 from fer_mine.amacnn.datasets import load_split, pixel_hashes, resolve_datasets
+from fer_mine.amacnn.model import PRESETS
 from fer_mine.labels import EMOTIONS
 from fer_mine.transforms.preprocess import Preprocess
 
@@ -24,7 +25,8 @@ from fer_mine.transforms.preprocess import Preprocess
 def main() -> None:
     root, name = Path(sys.argv[1]), sys.argv[2]
     (dataset,), _ = resolve_datasets(root, name, 0, False)
-    preprocess = Preprocess()  # the `cpu` preset's: the pixels the duplicate check compares
+    config = PRESETS["cpu"].config  # the pixels `train` compares are its preset's input
+    preprocess = Preprocess(size=config.input_size, channels=config.in_channels)
     train, test = dataset.splits["train"], dataset.splits["test"]
     test_hashes = set(pixel_hashes(load_split(test, preprocess, EMOTIONS).images))
     loaded = load_split(train, preprocess, EMOTIONS)

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from fer_mine.amacnn.presets import PRESETS
 from fer_mine.amacnn.recipe import FERPLUS_TARGETS, SCHEDULES, TrainOptions
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline.defaults import (
@@ -19,6 +20,7 @@ from fer_mine.pipeline.defaults import (
     DEFAULT_MARGIN,
     DEFAULT_SIZES,
     DEFAULT_THRESHOLDS,
+    DEFAULT_TTA,
     DEFAULT_VIDEO_FPS,
     DEFAULT_WORKER_MODE,
     DETECTORS,
@@ -135,7 +137,7 @@ def _threads(threads: int | None) -> None:
 )
 @click.option(
     "--preset",
-    type=click.Choice(["cpu", "paper", "tiny"]),
+    type=click.Choice(list(PRESETS)),
     default=RECIPE.preset,
     show_default=True,
     help="Network size; `fer-mine model-info` lists parameters and MACs of each.",
@@ -483,6 +485,71 @@ def ensemble(models, name, output, data_root, half, threads) -> None:
     console.print(f"model written to {output} (sha256 {card.sha256[:12]})")
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
+@click.option(
+    "--test",
+    "with_tests",
+    is_flag=True,
+    help="Also print test accuracies: to report a choice made on validation, never to make one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--threads", type=click.IntRange(1))
+def compare(models, data_root, with_tests, as_json, threads) -> None:
+    """Choose between MODELS (folders or shipped names) on their shared validation split.
+
+    Each is scored without and with flip TTA beside its cost in forward passes per face, and
+    tested against the first model with the TTA `run` uses (exact McNemar test on the images the
+    two score differently): a row is better or worse than that baseline only when p < 0.05.
+    """
+    from dataclasses import asdict
+
+    from fer_mine.amacnn.compare import compare as compare_models
+    from fer_mine.amacnn.ensemble import check_shared_split, validation_data
+    from fer_mine.amacnn.weights import load_model as load
+
+    _threads(threads)
+    root = _data_root(data_root)
+    loaded = [load(path) for path in models]
+    check_shared_split([card for _, card in loaded])
+    with console.status("decoding the validation" + (" and test splits" if with_tests else " split")):
+        data = validation_data(loaded[0][1], root, log=console.print)
+    with console.status(f"scoring {len(loaded)} model(s), without and with flip"):
+        rows = compare_models(loaded, data, DEFAULT_TTA, with_tests)
+    if as_json:
+        click.echo(json.dumps([asdict(r) | {"verdict": r.verdict} for r in rows], indent=2))
+        return
+    tests = list(rows[0].tests)
+    table = Table(
+        "model",
+        "flip",
+        "passes/face",
+        f"val ({len(data.val.labels)})",
+        "only baseline right",
+        "only this right",
+        "McNemar p",
+        "vs baseline",
+        *tests,
+        title="choose by validation; baseline: the first model" + (" with flip" if DEFAULT_TTA else ""),
+    )
+    for i, r in enumerate(rows):
+        is_baseline = i == (1 if DEFAULT_TTA else 0)
+        table.add_row(
+            r.model,
+            "yes" if r.tta else "no",
+            str(r.passes),
+            f"{r.val_accuracy:.2%}",
+            *(
+                ("-", "-", "-", "baseline")
+                if is_baseline
+                else (str(r.only_baseline), str(r.only_this), f"{r.p_value:.3g}", r.verdict)
+            ),
+            *(f"{r.tests[k]:.2%}" for k in tests),
+        )
+    out.print(table)
+
+
 def _print_table4(metrics: dict, title: str) -> None:
     table = Table("class", "precision", "recall", "F1", "support", title=title)
     for label, row in metrics["per_class"].items():
@@ -506,7 +573,7 @@ def _print_table4(metrics: dict, title: str) -> None:
 def model_info(model_path) -> None:
     """The network presets (parameters, MACs per image) and the model fer-mine runs."""
     from fer_mine.amacnn.catalog import DEFAULT_MODEL_NAME, shipped_models
-    from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
+    from fer_mine.amacnn.model import build_model, count_macs, count_parameters
     from fer_mine.amacnn.weights import read_card
 
     table = Table("preset", "input", "params", "MMAC/image", "notes", title="AMACNN presets")
@@ -664,7 +731,7 @@ def _sizes(value: str) -> tuple[int, ...]:
 )
 @click.option(
     "--tta/--no-tta",
-    default=True,
+    default=DEFAULT_TTA,
     show_default=True,
     help="Average each face's probabilities with its mirror image (+0.4 to +0.9 points on FER-2013 validation).",
 )
@@ -800,7 +867,7 @@ def run(
 @MARGIN_OPTION
 @ALIGN_OPTION
 @click.option(
-    "--tta/--no-tta", default=True, show_default=True, help="Probabilities with flip TTA, as in run."
+    "--tta/--no-tta", default=DEFAULT_TTA, show_default=True, help="Probabilities with flip TTA, as in run."
 )
 def explain(paths, output, model_path, aligned, margin, align, tta) -> None:
     """Why each face got its label: one PNG per face with AMACNN's attention map over the crop.

@@ -34,6 +34,23 @@ def validation_split_of(card: ModelCard) -> dict:
     }
 
 
+def check_shared_split(cards: list[ModelCard], same_architecture: bool = False) -> dict:
+    """The validation split all these models were chosen on; an error if they differ in it, in
+    labels or preprocessing (or, with `same_architecture`, in layers)."""
+    first = cards[0]
+    split = validation_split_of(first)
+    for card in cards[1:]:
+        keys = ("labels", "preprocess") + (("config",) if same_architecture else ())
+        if any(getattr(card, k) != getattr(first, k) for k in keys):
+            raise FerMineError(f"{card.name} and {first.name} differ in {' or '.join(keys)}")
+        if validation_split_of(card) != split:
+            raise FerMineError(
+                f"{card.name} and {first.name} were validated on different splits "
+                f"({validation_split_of(card)} vs {split}); train them with the same --split-seed"
+            )
+    return split
+
+
 def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
     return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
 
@@ -50,17 +67,7 @@ def combine(
     if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
     first = loaded[0][1]
-    split = validation_split_of(first)
-    for _, card in loaded[1:]:
-        if (card.config, card.labels, card.preprocess) != (first.config, first.labels, first.preprocess):
-            raise FerMineError(
-                f"{card.name} and {first.name} differ in architecture, labels or preprocessing"
-            )
-        if validation_split_of(card) != split:
-            raise FerMineError(
-                f"{card.name} and {first.name} were validated on different splits "
-                f"({validation_split_of(card)} vs {split}); train members with the same --split-seed"
-            )
+    split = check_shared_split([card for _, card in loaded], same_architecture=True)
     members = [m for model, _ in loaded for m in _members(model)]
     ensemble = AMACNNEnsemble(first.config, len(members))
     with torch.no_grad():

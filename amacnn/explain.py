@@ -12,6 +12,7 @@ import torch
 
 from fer_mine.amacnn.model import AMACNNEnsemble, class_probabilities
 from fer_mine.amacnn.weights import load_model
+from fer_mine.pipeline.defaults import DEFAULT_TTA
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Explanation:
 class Explainer:
     """A loaded model that returns attention maps and probabilities for face crops."""
 
-    def __init__(self, model_path: str | None = None, device: str = "cpu", tta: bool = True) -> None:
+    def __init__(self, model_path: str | None = None, device: str = "cpu", tta: bool = DEFAULT_TTA) -> None:
         self.model, self.card = load_model(model_path, device=device)
         self.device, self.tta = device, tta
         self.members = list(self.model.members) if isinstance(self.model, AMACNNEnsemble) else [self.model]

@@ -219,9 +219,18 @@ def evaluate_loaded(
     tta: bool = False,
 ) -> dict:
     """Metrics for a decoded split, plus per-subset ones for FER-2013's Public/PrivateTest."""
+    return metrics_of(split, predict_split(model, split, preprocess, tta), labels)
+
+
+def predict_split(model: AMACNN, split: LoadedSplit, preprocess: Preprocess, tta: bool = False) -> np.ndarray:
+    """The predicted label index of every image of a decoded split."""
     device = next(model.parameters()).device
     probs = predict_proba(model, _to_device_images(split.images, device), preprocess, tta)
-    predictions = probs.argmax(dim=1).cpu().numpy()
+    return probs.argmax(dim=1).cpu().numpy()
+
+
+def metrics_of(split: LoadedSplit, predictions: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """`classification_metrics` of a split's predictions, with FER-2013's test subsets apart."""
     result = classification_metrics(split.labels, predictions, labels)
     subsets = {}
     for usage in ("PrivateTest", "PublicTest"):

@@ -31,7 +31,7 @@ from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import write_archive
 from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
-from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_DETECTOR, DEFAULT_MARGIN, DETECTORS
+from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_DETECTOR, DEFAULT_MARGIN, DEFAULT_TTA, DETECTORS
 from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.pipeline.images import decode, find_images, read_bytes
 from fer_mine.pipeline.run import RunSettings, run
@@ -54,7 +54,7 @@ def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[flo
     tensor = card.preprocess.to_tensor(np.stack(crops)) if crops else None
     with torch.inference_mode():
         for i in range(0, n_faces, 64):
-            class_probabilities(model, tensor[i : i + 64], tta=True)  # as `run` classifies
+            class_probabilities(model, tensor[i : i + 64], tta=DEFAULT_TTA)  # as `run` classifies
     model_s = time.perf_counter() - start
     n = len(files)
     return {

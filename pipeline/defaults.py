@@ -15,6 +15,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
 # Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
 DEFAULT_MARGIN = -0.05  # per side, as a share of the box size (negative: inside the box)
 DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
+# Classify each face and its mirror image, probabilities averaged: +0.4 to +0.9 points of
+# FER-2013 validation for twice the classifier's work (`fer-mine compare` shows both)
+DEFAULT_TTA = True
 # Videos: containers OpenCV's FFmpeg backend (in the opencv-python wheels) reads, and how many
 # frames per second of video become images (pipeline/video.py)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")

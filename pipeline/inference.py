@@ -12,6 +12,7 @@ from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
 from fer_mine.amacnn.model import AMACNN, class_probabilities
 from fer_mine.amacnn.weights import load_model, read_card
+from fer_mine.pipeline.defaults import DEFAULT_TTA
 
 
 def softmax_inference_fn(
@@ -39,7 +40,7 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         model_path: str | None,
         batch_size: int = 64,
         device: str | None = None,
-        tta: bool = True,
+        tta: bool = DEFAULT_TTA,
         threads: int | None = None,
     ) -> None:
         self._fer_model_path = model_path

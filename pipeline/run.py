@@ -34,6 +34,7 @@ from fer_mine.pipeline import store
 from fer_mine.pipeline.defaults import (
     DEFAULT_ALIGN,
     DEFAULT_MARGIN,
+    DEFAULT_TTA,
     DEFAULT_VIDEO_FPS,
     DEFAULT_WORKER_MODE,
     WORKER_MODES,
@@ -68,7 +69,7 @@ class RunSettings:
     # crop framing, chosen with benchmarks/pipeline_accuracy.py (README, Framing)
     margin: float = DEFAULT_MARGIN  # crop margin around the detector box, per side
     align: bool = DEFAULT_ALIGN  # rotate each crop so the eyes are level (needs landmarks)
-    tta: bool = True  # average with the mirrored face (see pipeline/inference.py)
+    tta: bool = DEFAULT_TTA  # average with the mirrored face (see pipeline/inference.py)
     max_pixels: int = DEFAULT_MAX_PIXELS
     video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False

@@ -244,7 +244,7 @@ def test_dataset_with_a_class_missing_is_refused(tmp_path):
 
 def test_help_lists_every_verb():
     result = CliRunner().invoke(main, ["--help"])
-    for verb in ("run", "train", "evaluate", "ensemble", "report", "query", "model-info"):
+    for verb in ("run", "train", "evaluate", "ensemble", "compare", "report", "query", "model-info"):
         assert verb in result.output
 
 
@@ -379,3 +379,49 @@ def test_datasets_holding_the_same_pictures_train_on_each_picture_once(tmp_path)
     assert "kaggle/train: 42 pictures are also in ferplus; they are used once, labelled by ferplus" in said
     images = json.loads((tmp_path / "r" / "model.json").read_text())["training"]["images"]
     assert images["train"] + images["val"] == 42 + 21  # FER+'s 42 once, and the Kaggle copy's own 21
+
+
+def test_compare_scores_each_model_with_and_without_flip_against_the_baseline(trained, tmp_path, monkeypatch):
+    from fer_mine import cli
+
+    monkeypatch.setattr(cli.out, "width", 200)  # a wide terminal: one line per row
+    root, out, _ = trained
+    other = tmp_path / "seed3"
+    assert train_cli(root, other, 2, "--seed", "3").exit_code == 0
+    args = ["compare", str(out), str(other), "--data-root", str(root)]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["tta"], r["passes"]) for r in rows] == [(False, 1), (True, 2)] * 2
+    # the baseline is the first model with run's flip TTA: no image splits it from itself
+    assert (rows[1]["only_baseline"], rows[1]["only_this"], rows[1]["p_value"]) == (0, 0, 1.0)
+    assert all(r["tests"] == {} for r in rows)  # test splits only when asked
+    assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+    shown = CliRunner().invoke(main, [*args, "--test"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert any("McNemar p" in line and "synth/test" in line for line in lines)
+    assert sum("│ baseline" in line for line in lines) == 1  # one row is the baseline itself
+
+
+def test_compare_refuses_models_chosen_on_different_splits(trained, tmp_path):
+    root, out, _ = trained
+    other = tmp_path / "split4"
+    assert train_cli(root, other, 1, "--split-seed", "4").exit_code == 0
+    result = CliRunner().invoke(main, ["compare", str(out), str(other), "--data-root", str(root)])
+    assert result.exit_code == 2
+    assert "validated on different splits" in result.output and "Traceback" not in result.output
+
+
+def test_mcnemar_counts_the_disagreements_and_tests_them_exactly():
+    import numpy as np
+
+    from fer_mine.amacnn.metrics import mcnemar_exact
+
+    # ablation K's triple against J3: 29 images only J3 got right, 46 only the triple
+    only_a = np.array([True] * 29 + [False] * 46 + [True] * 100)
+    only_b = np.array([False] * 29 + [True] * 46 + [True] * 100)
+    a, b, p = mcnemar_exact(only_a, only_b)
+    assert (a, b) == (29, 46) and p == pytest.approx(0.0639, abs=1e-4)
+    assert mcnemar_exact(only_a, only_a) == (0, 0, 1.0)
+    assert mcnemar_exact(np.ones(20, bool), np.zeros(20, bool))[2] < 1e-5

@@ -224,7 +224,8 @@ def evaluate_loaded(
 
 def predict_split(model: AMACNN, split: LoadedSplit, preprocess: Preprocess, tta: bool = False) -> np.ndarray:
     """The predicted label index of every image of a decoded split."""
-    device = next(model.parameters()).device
+    # a quantised model holds packed weights, not parameters: it runs on the CPU
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     probs = predict_proba(model, _to_device_images(split.images, device), preprocess, tta)
     return probs.argmax(dim=1).cpu().numpy()
 

@@ -5,7 +5,9 @@
 
 Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
 does), the same without folding, eager contiguous (NCHW), torch.compile, int8 dynamic
-quantisation of the linear layers. Each is timed on batches of preprocessed faces with
+quantisation of the linear layers and, with --data-root, int8 static quantisation (torch.ao FX
+graph mode, x86 engine, calibrated on 1,024 training images: never validation ones), whole or
+with the stem and head left in float32. Each is timed on batches of preprocessed faces with
 flip TTA (two passes, as `run` classifies), median of --repeats, the variants interleaved round
 by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
 only worth taking at equal accuracy, within 0.1 point).
@@ -22,8 +24,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fer_mine.amacnn.model import class_probabilities
+from fer_mine.amacnn.model import AMACNNEnsemble, class_probabilities
 from fer_mine.amacnn.weights import load_model
+
+CALIBRATION_IMAGES = 1024
+# Static int8 variants: the modules each leaves in float32 (the stem convolves the full 48x48
+# input: the most of the compute, and the first to lose precision)
+STATIC_INT8 = {
+    "int8 static (x86, FX), whole network": (),
+    "int8 static, stem and head float32": ("stem", "head"),
+}
 
 
 def variants(model: torch.nn.Module, unfolded: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -42,7 +52,39 @@ def variants(model: torch.nn.Module, unfolded: torch.nn.Module) -> dict[str, tor
     }
 
 
+def static_int8(unfolded: torch.nn.Module, calibration: torch.Tensor, keep_float: tuple[str, ...]):
+    """Each member quantised by torch.ao's FX graph mode (which fuses conv+BN+ReLU itself), its
+    activation ranges observed on `calibration` (normalised images)."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    mapping = get_default_qconfig_mapping("x86")
+    for name in keep_float:
+        mapping = mapping.set_module_name(name, None)
+    model = copy.deepcopy(unfolded).eval()
+    members = list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
+    converted = []
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated (README, Benchmarks)
+        for member in members:
+            prepared = prepare_fx(member, mapping, (calibration[:8],))
+            for start in range(0, len(calibration), 128):
+                prepared(calibration[start : start + 128])
+            converted.append(convert_fx(prepared))
+    if isinstance(model, AMACNNEnsemble):
+        model.members = torch.nn.ModuleList(converted)
+        return model
+    return converted[0]
+
+
 def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")  # the int8 variants' calls
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--batch", type=int, default=64)
@@ -52,7 +94,20 @@ def main() -> None:
     model, card = load_model(args.model)
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
-    models = variants(model, load_model(args.model, fold_bn=False)[0])
+    unfolded = load_model(args.model, fold_bn=False)[0]
+    models = variants(model, unfolded)
+    data = None
+    if args.data_root:
+        from fer_mine.amacnn.ensemble import validation_data
+        from fer_mine.amacnn.train import _to_device_images
+
+        data = validation_data(card, args.data_root, log=lambda *_: None)
+        chosen = torch.randperm(len(data.train.labels), generator=torch.Generator().manual_seed(0))
+        calibration = card.preprocess.normalize(
+            _to_device_images(data.train.images[chosen[:CALIBRATION_IMAGES].numpy()], torch.device("cpu"))
+        )
+        for name, keep_float in STATIC_INT8.items():
+            models[name] = static_int8(unfolded, calibration, keep_float)
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for m in models.values():  # warm-up: compiles, plans
@@ -64,11 +119,9 @@ def main() -> None:
                 class_probabilities(m, x, tta=True)
                 times[name].append(time.perf_counter() - start)
     accuracy = {}
-    if args.data_root:
-        from fer_mine.amacnn.ensemble import validation_data
+    if data is not None:
         from fer_mine.amacnn.train import evaluate_loaded
 
-        data = validation_data(card, args.data_root, log=lambda *_: None)
         for name, m in models.items():
             accuracy[name] = evaluate_loaded(m, data.val, card.preprocess, card.labels, tta=True)["accuracy"]
     table = Table("variant", "faces/s", "x", "val accuracy (flip)",

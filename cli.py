@@ -533,8 +533,7 @@ def compare(models, data_root, with_tests, as_json, threads) -> None:
         *tests,
         title="choose by validation; baseline: the first model" + (" with flip" if DEFAULT_TTA else ""),
     )
-    for i, r in enumerate(rows):
-        is_baseline = i == (1 if DEFAULT_TTA else 0)
+    for r in rows:
         table.add_row(
             r.model,
             "yes" if r.tta else "no",
@@ -542,7 +541,7 @@ def compare(models, data_root, with_tests, as_json, threads) -> None:
             f"{r.val_accuracy:.2%}",
             *(
                 ("-", "-", "-", "baseline")
-                if is_baseline
+                if r.baseline
                 else (str(r.only_baseline), str(r.only_this), f"{r.p_value:.3g}", r.verdict)
             ),
             *(f"{r.tests[k]:.2%}" for k in tests),

@@ -31,6 +31,7 @@ class Scored:
     only_baseline: int = 0  # validation images only the baseline gets right
     only_this: int = 0  # ... and only this one
     p_value: float = 1.0
+    baseline: bool = False  # this row is the baseline itself
     tests: dict[str, float] = field(default_factory=dict)  # "<dataset>/<split>[ subset]" -> accuracy
 
     @property
@@ -57,7 +58,8 @@ def compare(
             if with_tests:
                 row.tests = _test_accuracies(model, card, data, tta)
             rows.append((row, correct))
-    baseline = rows[0 if not baseline_tta else 1][1]
+    rows[1 if baseline_tta else 0][0].baseline = True
+    baseline = next(correct for row, correct in rows if row.baseline)
     for row, correct in rows:
         row.only_baseline, row.only_this, row.p_value = mcnemar_exact(baseline, correct)
     return [row for row, _ in rows]

@@ -394,6 +394,7 @@ def test_compare_scores_each_model_with_and_without_flip_against_the_baseline(tr
     rows = json.loads(result.stdout)
     assert [(r["tta"], r["passes"]) for r in rows] == [(False, 1), (True, 2)] * 2
     # the baseline is the first model with run's flip TTA: no image splits it from itself
+    assert [r["baseline"] for r in rows] == [False, True, False, False]
     assert (rows[1]["only_baseline"], rows[1]["only_this"], rows[1]["p_value"]) == (0, 0, 1.0)
     assert all(r["tests"] == {} for r in rows)  # test splits only when asked
     assert all(0 <= r["val_accuracy"] <= 1 for r in rows)

@@ -440,10 +440,17 @@ def evaluate(
     help="Store the weights as float16 (half the file; loading casts back to float32, and the "
     "figures printed are those of the rounded weights) or as float32.",
 )
+@click.option(
+    "--soup",
+    is_flag=True,
+    help="Average the members' weights into one network (one forward pass per face) instead of "
+    "averaging their probabilities; for members fine-tuned from the same weights.",
+)
 @click.option("--threads", type=click.IntRange(1))
-def ensemble(models, name, output, data_root, half, threads) -> None:
+def ensemble(models, name, output, data_root, half, soup, threads) -> None:
     """Combine trained MODELS (folders or shipped names) into one model that averages their
-    probabilities, and compare it with each member on the shared validation split and the tests.
+    probabilities (or, with --soup, their weights), and compare it with each member on the shared
+    validation split and the tests.
 
     Members must have been trained with the same --split-seed and datasets, so the validation
     figures, the only ones to choose by, stay clean.
@@ -458,12 +465,13 @@ def ensemble(models, name, output, data_root, half, threads) -> None:
     _threads(threads)
     root = _data_root(data_root)
     loaded = [load(path, fold_bn=False) for path in models]  # combine copies their layers
-    combined, card = combine(loaded, name, output, log=console.print, half=half)
+    combined, card = combine(loaded, name, output, log=console.print, half=half, soup=soup)
     with console.status("decoding the validation and test splits"):
         data = validation_data(card, root, log=console.print)
     members = {c.name + f" ({c.sha256[:8]})": m for m, c in loaded}
-    with console.status(f"evaluating {len(members)} members and the ensemble"):
-        scores = score_on({**members, f"{name} (ensemble)": combined}, data, card)
+    ours_name = f"{name} ({'soup' if soup else 'ensemble'})"
+    with console.status(f"evaluating {len(members)} members and the combined model"):
+        scores = score_on({**members, ours_name: combined}, data, card)
     any_scores = next(iter(scores.values()))
     columns = [(key, None) for key in any_scores] + [
         (key, sub) for key in data.tests for sub in any_scores[key].get("subsets", {})
@@ -473,7 +481,7 @@ def ensemble(models, name, output, data_root, half, threads) -> None:
         cells = [per_split[k]["subsets"][s] if s else per_split[k] for k, s in columns]
         table.add_row(model_name, *(f"{c['accuracy']:.2%}" for c in cells))
     out.print(table)
-    ours = scores[f"{name} (ensemble)"], scores[f"{name} (ensemble) +flip"]
+    ours = scores[ours_name], scores[ours_name + " +flip"]
     card.training["images"] = data.counts
     card.training["best_val_accuracy"] = round(ours[0]["val"]["accuracy"], 4)
     card.training["val_accuracy_with_flip"] = round(ours[1]["val"]["accuracy"], 4)
@@ -597,9 +605,11 @@ def model_info(model_path) -> None:
             f"labels {', '.join(card.labels)}\n  trained on {', '.join(trained.get('datasets', []))} "
             f"({_training_summary(trained)}); {weights}"
         )
+        parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
         if card.members > 1:
-            parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
             out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
+        elif parts:
+            out.print(f"  one network, the weights of these averaged (a soup): {parts}")
         _print_card_metrics(card.metrics)
     if not model_path:
         from fer_mine.pipeline.detect import shipped_yunet
@@ -613,7 +623,9 @@ def model_info(model_path) -> None:
 
 def _training_summary(training: dict) -> str:
     """Epochs and hardware of a card's training, the runs it started from (--init) and its
-    members included: what it took to make the model, not only its last step."""
+    members included: what it took to make the model, not only its last step. Members that
+    started from the same run count that run once."""
+    seen: set[str] = set()
 
     def walk(t: dict) -> tuple[int, set[str]]:
         parts = [m["training"] for m in t.get("ensemble_of", [])] or [t]
@@ -621,8 +633,10 @@ def _training_summary(training: dict) -> str:
         for part in parts:
             epochs += part.get("epochs_run", 0)
             hardware.update(h for h in part.get("hardware", "").split("; ") if h)
-            if "init_from" in part:
-                more, kinds = walk(part["init_from"].get("training", {}))
+            start = part.get("init_from")
+            if start and start.get("sha256") not in seen:
+                seen.add(start.get("sha256"))
+                more, kinds = walk(start.get("training", {}))
                 epochs, hardware = epochs + more, hardware | kinds
         return epochs, hardware
 

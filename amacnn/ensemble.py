@@ -61,26 +61,32 @@ def combine(
     output: Path,
     log: Callable = print,
     half: bool = True,
+    soup: bool = False,
 ) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
     """Check that loaded models (`load_model`: sha256-checked) fit together; write their ensemble.
-    `half` stores it as float16 (half the file); the returned model is read back from the file."""
+    `soup` writes one network with the members' weights averaged instead (a uniform model soup,
+    Wortsman et al. 2022: one forward pass per face; it only works for members fine-tuned from
+    the same weights). `half` stores it as float16 (half the file); the returned model is read
+    back from the file."""
     if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
     first = loaded[0][1]
     split = check_shared_split([card for _, card in loaded], same_architecture=True)
     members = [m for model, _ in loaded for m in _members(model)]
-    ensemble = AMACNNEnsemble(first.config, len(members))
-    with torch.no_grad():
-        for target, member in zip(ensemble.members, members, strict=True):
-            target.load_state_dict(member.state_dict())
+    combined = _average_weights(members) if soup else AMACNNEnsemble(first.config, len(members))
+    if not soup:
+        with torch.no_grad():
+            for target, member in zip(combined.members, members, strict=True):
+                target.load_state_dict(member.state_dict())
     card = ModelCard(
         name=name,
         config=first.config,
         preprocess=first.preprocess,
         labels=first.labels,
         preset=first.preset,
-        members=len(members),
+        members=1 if soup else len(members),
         training={
+            "combined_by": "weights averaged" if soup else "probabilities averaged",
             "datasets": split["datasets"],
             "recipe": {k: v for k, v in split.items() if k != "datasets"},
             "ensemble_of": [
@@ -94,9 +100,22 @@ def combine(
     )
     if half:
         card.training["weights_dtype"] = "float16"
-    card = save_model(ensemble, card, output, dtype=torch.float16 if half else None)
-    log(f"ensemble of {len(members)} written to {output} (sha256 {card.sha256[:12]})")
+    card = save_model(combined, card, output, dtype=torch.float16 if half else None)
+    what = f"weight average (soup) of {len(members)}" if soup else f"ensemble of {len(members)}"
+    log(f"{what} written to {output} (sha256 {card.sha256[:12]})")
     return load_model(output)  # what the file holds (rounded, if half) is what gets scored
+
+
+def _average_weights(members: list[AMACNN]) -> AMACNN:
+    """One network holding the mean of the members' parameters and BatchNorm statistics."""
+    soup = AMACNN(members[0].config)
+    states = [m.state_dict() for m in members]
+    averaged = {
+        key: torch.stack([s[key].float() for s in states]).mean(0) if value.is_floating_point() else value
+        for key, value in states[0].items()
+    }
+    soup.load_state_dict(averaged)
+    return soup
 
 
 def score_on(models: dict[str, torch.nn.Module], data: PreparedData, card: ModelCard) -> dict[str, dict]:

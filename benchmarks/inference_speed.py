@@ -1,7 +1,7 @@
 """Faces/s of a shipped classifier as `fer-mine run` calls it, and of the CPU speed-ups on offer.
 
     python -m benchmarks.inference_speed [--model amacnn-fer2013] [--batch 64] [--repeats 7]
-                                         [--data-root ../shared/data]
+                                         [--data-root ../shared/data] [--baseline MODEL]
 
 Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
 does), the same without folding, eager contiguous (NCHW), torch.compile, int8 dynamic
@@ -10,7 +10,9 @@ graph mode, x86 engine, calibrated on 1,024 training images: never validation on
 with the stem and head left in float32. Each is timed on batches of preprocessed faces with
 flip TTA (two passes, as `run` classifies), median of --repeats, the variants interleaved round
 by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
-only worth taking at equal accuracy, within 0.1 point).
+only worth taking at equal accuracy, within 0.1 point). --baseline times another model (say
+the previous default, restored from git) as `run` calls it in the same rounds, as the first row:
+the x column is then relative to it.
 """
 
 from __future__ import annotations
@@ -90,12 +92,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--data-root", type=Path)
+    parser.add_argument("--baseline", help="another model timed in the same rounds, first row")
     args = parser.parse_args()
     model, card = load_model(args.model)
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
     unfolded = load_model(args.model, fold_bn=False)[0]
     models = variants(model, unfolded)
+    if args.baseline:
+        from fer_mine.amacnn.ensemble import check_shared_split
+
+        baseline, baseline_card = load_model(args.baseline)
+        check_shared_split([card, baseline_card])  # the same validation images, the same input
+        label = f"baseline: {baseline_card.name} ({baseline_card.members} network(s)), as `run` calls it"
+        models = {label: baseline, **models}
     data = None
     if args.data_root:
         from fer_mine.amacnn.ensemble import validation_data

@@ -1,6 +1,7 @@
 """End-to-end accuracy of `fer-mine run`: FER-2013 faces pasted into photos, found, framed, classified.
 
     python -m benchmarks.pipeline_accuracy [--data-root ../shared/data] [--faces 1200] [--split val]
+                                           [--framings align:-0.05] [--models amacnn-fer2013,runs/x]
 
 Takes labelled FER-2013 faces (48x48 gray) from the default model's validation split (carved
 from training data, never trained on: the split to choose with) or from PrivateTest (to report
@@ -9,6 +10,8 @@ after choosing), upscales each 3-6x, pastes 1 to 4 of them into 1024x768 synthet
 `fer-mine run` on those photos for each crop framing (margin, --align/--no-align), and scores:
 share of faces found, accuracy on the found faces, and end to end (a missed face counts as
 wrong). The `--aligned` row runs the same faces as 48x48 crops (no detection): the ceiling.
+`--models` runs every row for each model on the same photos (they must share the default
+model's validation split, as models compared with `fer-mine compare` do).
 Skips with a message when FER-2013 is absent (a fresh machine).
 """
 
@@ -145,6 +148,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("val", "PrivateTest"), default="val")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--framings", help="only these, e.g. 'align:0,no-align:0.1' (default: all)")
+    parser.add_argument("--models", help="comma-separated models to run (default: the default model)")
     args = parser.parse_args()
     if not (args.data_root / "fer2013").is_dir():
         print(f"skipped: no fer2013 under {args.data_root} (pass --data-root)")
@@ -155,31 +159,28 @@ def main() -> None:
         (folder / "crops").mkdir()
         truth = build(folder, faces, args.seed)
         photos = len({t["path"] for t in truth})
-        table = Table("framing", "faces found", "accuracy (found)", "end to end", "extra boxes", "s",
+        table = Table("model", "framing", "faces found", "accuracy (found)", "end to end", "extra boxes", "s",
                       title=f"fer-mine run on {len(truth)} FER-2013 {args.split} faces in {photos} photos "
-                            f"of {PHOTO[0]}x{PHOTO[1]} (default model, flip TTA)")  # fmt: skip
-        seconds = mine(folder / "crops", folder / "ceiling", "--aligned")
-        ceiling = score_aligned(folder / "ceiling", labels, names)
-        table.add_row(
-            "--aligned 48x48 crops (ceiling)",
-            "100%",
-            f"{ceiling:.1%}",
-            f"{ceiling:.1%}",
-            "-",
-            f"{seconds:.0f}",
-        )
+                            f"of {PHOTO[0]}x{PHOTO[1]} (flip TTA)")  # fmt: skip
         framings = FRAMINGS
         if args.framings:
             framings = [
                 (mode == "align", float(m)) for mode, m in (f.split(":") for f in args.framings.split(","))
             ]
-        for align, margin in framings:
-            out = folder / f"out-{align}-{margin}"
-            flags = ["--align" if align else "--no-align", "--margin", str(margin)]
-            seconds = mine(folder / "photos", out, *flags)
-            s = score(out, truth, labels, names)
-            table.add_row(" ".join(flags), f"{s['found']:.1%}", f"{s['acc_found']:.1%}", f"{s['end_to_end']:.1%}",
-                          str(s["extra"]), f"{seconds:.0f}")  # fmt: skip
+        for i, model in enumerate(args.models.split(",") if args.models else [""]):
+            chosen = ["--model", model] if model else []
+            name = model or "default"
+            seconds = mine(folder / "crops", folder / f"ceiling-{i}", "--aligned", *chosen)
+            ceiling = score_aligned(folder / f"ceiling-{i}", labels, names)
+            table.add_row(name, "--aligned 48x48 crops (ceiling)", "100%", f"{ceiling:.1%}", f"{ceiling:.1%}",
+                          "-", f"{seconds:.0f}")  # fmt: skip
+            for align, margin in framings:
+                out = folder / f"out-{i}-{align}-{margin}"
+                flags = ["--align" if align else "--no-align", "--margin", str(margin)]
+                seconds = mine(folder / "photos", out, *flags, *chosen)
+                s = score(out, truth, labels, names)
+                table.add_row(name, " ".join(flags), f"{s['found']:.1%}", f"{s['acc_found']:.1%}",
+                              f"{s['end_to_end']:.1%}", str(s["extra"]), f"{seconds:.0f}")  # fmt: skip
         Console(width=160).print(table)
 
 

@@ -12,6 +12,7 @@ part does.
 
 from __future__ import annotations
 
+import io
 import sys
 import tarfile
 from pathlib import Path
@@ -40,6 +41,16 @@ def main() -> None:
     with tarfile.open(target, "w:xz", preset=9) as tar:
         for path in keep:
             tar.add(path, arcname=str(Path(name) / Path(path).relative_to(root / name)))
+        # FER+ lists its pictures in label.csv: keep the rows of the pictures kept, in order
+        for folder in sorted({Path(path).parent for path in keep}):
+            if (folder / "label.csv").is_file():
+                kept = {Path(path).name for path in keep if Path(path).parent == folder}
+                rows = [
+                    r for r in (folder / "label.csv").read_text().splitlines(True) if r.split(",")[0] in kept
+                ]
+                info = tarfile.TarInfo(str(Path(name) / folder.relative_to(root / name) / "label.csv"))
+                info.size = len(data := "".join(rows).encode())
+                tar.addfile(info, io.BytesIO(data))
     print(f"{target}: {len(keep)} of {len(train)} training pictures ({len(train) - len(keep)} are test "
           f"pictures too), {target.stat().st_size / 2**20:.1f} MiB")  # fmt: skip
 

@@ -166,6 +166,31 @@ def test_ensemble_averages_members_and_is_scored_on_their_shared_validation_spli
     assert "4 epochs in all" in info.output  # two members of two epochs each
 
 
+def test_ensemble_soup_is_one_network_with_the_members_weights_averaged(trained, tmp_path):
+    import torch
+
+    from fer_mine.amacnn.weights import load_model
+
+    root, out, _ = trained
+    tuned = tmp_path / "tuned"  # fine-tuned from the same weights: what a soup is for
+    assert train_cli(root, tuned, 1, "--init", str(out), "--seed", "3").exit_code == 0
+    soup = tmp_path / "soup"
+    args = ["ensemble", str(out), str(tuned), "--soup", "--full", "--name", "s", "--output", str(soup)]
+    result = CliRunner().invoke(main, [*args, "--data-root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "s (soup) +flip" in result.output
+    card = json.loads((soup / "model.json").read_text())
+    assert card["members"] == 1 and card["training"]["combined_by"] == "weights averaged"
+    model, _ = load_model(soup, fold_bn=False)
+    (a, _), (b, _) = load_model(out, fold_bn=False), load_model(tuned, fold_bn=False)
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (a.state_dict()[key] + b.state_dict()[key]) / 2, atol=1e-6), key
+    assert not torch.equal(model.state_dict()["head.5.weight"], a.state_dict()["head.5.weight"])
+    info = CliRunner().invoke(main, ["model-info", "--model", str(soup)])
+    assert info.exit_code == 0 and "ensemble of" not in info.output and "(a soup)" in info.output
+
+
 def test_ensemble_refuses_members_validated_on_different_splits(trained, tmp_path):
     root, out, _ = trained
     other = tmp_path / "split3"

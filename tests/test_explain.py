@@ -17,7 +17,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def test_attention_map_has_the_input_shape_stays_in_range_and_follows_the_input():
-    explainer = Explainer()  # the shipped default: an ensemble, so the members' maps averaged
+    explainer = Explainer()  # the shipped default: one network
     rng = np.random.default_rng(0)
     first = explainer.explain(face_like(3, rng, 96))
     second = explainer.explain(face_like(0, rng, 96)[::-1].copy())
@@ -28,7 +28,37 @@ def test_attention_map_has_the_input_shape_stays_in_range_and_follows_the_input(
         assert abs(explained.probabilities.sum() - 1) < 1e-5
     assert first.grid == (6, 6)
     assert np.abs(first.attention - second.attention).max() > 0.05
-    assert "mean of its 3 members' maps" in explainer.note
+    assert explainer.note.startswith("amacnn-fer2013: its map;")
+
+
+def test_an_ensembles_attention_map_is_its_members_maps_averaged(tmp_path):
+    import copy
+    import dataclasses
+
+    import torch
+
+    from fer_mine.amacnn.model import AMACNNEnsemble
+    from fer_mine.amacnn.weights import load_model, save_model
+
+    single, card = load_model(fold_bn=False)
+    other = copy.deepcopy(single)
+    with torch.no_grad():
+        for parameter in other.attention.parameters():
+            parameter.mul_(1.5)  # a second member whose attention differs
+    pair = AMACNNEnsemble(card.config, 2)
+    pair.members[0].load_state_dict(single.state_dict())
+    pair.members[1].load_state_dict(other.state_dict())
+    save_model(pair, dataclasses.replace(card, name="pair", members=2), tmp_path / "pair")
+    explainer = Explainer(str(tmp_path / "pair"))
+    assert "mean of its 2 members' maps" in explainer.note
+    face = face_like(3, np.random.default_rng(0), 96)
+    batch = card.preprocess.to_tensor(card.preprocess.to_pixels(face)[None])
+    with torch.no_grad():
+        maps = [m.eval().forward_with_attention(batch)[1][0, 0] for m in (single, other)]
+    assert not torch.allclose(maps[0], maps[1], atol=1e-3)
+    size = card.preprocess.size
+    expected = cv2.resize(((maps[0] + maps[1]) / 2).numpy(), (size, size), interpolation=cv2.INTER_CUBIC)
+    assert np.allclose(explainer.explain(face).attention, np.clip(expected, 0, 1), atol=1e-4)
 
 
 def test_explain_writes_one_figure_per_face(tmp_path):
@@ -69,7 +99,7 @@ def test_report_gallery_with_attention_overlays(tmp_path):
     result = CliRunner().invoke(main, [*args, "--attention"])
     assert result.exit_code == 0, result.output
     with_maps = page.read_text()
-    assert "attention map (amacnn-fer2013: mean of its 3 members" in with_maps
+    assert "attention map (amacnn-fer2013: its map" in with_maps
     assert with_maps.count("data:image/jpeg") == without.count("data:image/jpeg") > 0
     assert with_maps != without
     refused = CliRunner().invoke(main, ["report", str(out), "--attention"])

@@ -4,7 +4,8 @@
 # (scripts/gpu_dataset.py). Usage here: bash scripts/gpu_prepare.sh DATA_ROOT DATASET, then
 # carry .gpu in the run call. The tree sent is at most 64 MiB. Measured in session 6: tracked
 # files 15.5 MiB, these wheels 9.2 MiB (the matplotlib stack, WITH_MATPLOTLIB=1, 24 MB more),
-# FER-2013's training pictures 32.5 MiB (the whole dataset, 42 MB, would not fit).
+# FER-2013's training pictures 32.5 MiB (the whole dataset, 42 MB, would not fit). FER+'s are
+# 40.1 MiB (session 8): carry .gpu/whl and .gpu/ferplus-train.tar.xz alone, not the whole .gpu.
 set -eu
 root=$1; dataset=$2
 wheels="kornia kornia_rs safetensors click rich markdown-it-py mdurl pygments"

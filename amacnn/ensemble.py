@@ -73,11 +73,7 @@ def combine(
     first = loaded[0][1]
     split = check_shared_split([card for _, card in loaded], same_architecture=True)
     members = [m for model, _ in loaded for m in _members(model)]
-    combined = _average_weights(members) if soup else AMACNNEnsemble(first.config, len(members))
-    if not soup:
-        with torch.no_grad():
-            for target, member in zip(combined.members, members, strict=True):
-                target.load_state_dict(member.state_dict())
+    combined = _average_weights(members) if soup else _ensemble_of(members)
     card = ModelCard(
         name=name,
         config=first.config,
@@ -104,6 +100,15 @@ def combine(
     what = f"weight average (soup) of {len(members)}" if soup else f"ensemble of {len(members)}"
     log(f"{what} written to {output} (sha256 {card.sha256[:12]})")
     return load_model(output)  # what the file holds (rounded, if half) is what gets scored
+
+
+def _ensemble_of(members: list[AMACNN]) -> AMACNNEnsemble:
+    """One ensemble holding a copy of each member's layers."""
+    ensemble = AMACNNEnsemble(members[0].config, len(members))
+    with torch.no_grad():
+        for target, member in zip(ensemble.members, members, strict=True):
+            target.load_state_dict(member.state_dict())
+    return ensemble
 
 
 def _average_weights(members: list[AMACNN]) -> AMACNN:

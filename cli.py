@@ -425,12 +425,12 @@ def evaluate(
 
 @main.command()
 @click.argument("models", nargs=-1, required=True)
-@click.option("--name", required=True, help="Name of the ensemble model in its card.")
+@click.option("--name", required=True, help="Name of the combined model (ensemble or soup) in its card.")
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Folder for the ensemble's weights, card and confusion PNGs.",
+    help="Folder for the combined model's weights, card and confusion PNGs.",
 )
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
 @click.option(

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from benchmarks.accuracy import DEFAULT_ROOT
 from benchmarks.scenes import _background
-from fer_mine.amacnn.ensemble import validation_data
+from fer_mine.amacnn.ensemble import check_shared_split, validation_data
 from fer_mine.amacnn.weights import read_card
 
 PHOTO = (1024, 768)
@@ -153,6 +153,9 @@ def main() -> None:
     if not (args.data_root / "fer2013").is_dir():
         print(f"skipped: no fer2013 under {args.data_root} (pass --data-root)")
         return
+    models = args.models.split(",") if args.models else [""]
+    # the faces come from the default model's validation split: every model must share it
+    check_shared_split([read_card(None)[0], *(read_card(m)[0] for m in models if m)])
     faces, labels, names = faces_of(args.data_root, args.split, args.faces, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -167,7 +170,7 @@ def main() -> None:
             framings = [
                 (mode == "align", float(m)) for mode, m in (f.split(":") for f in args.framings.split(","))
             ]
-        for i, model in enumerate(args.models.split(",") if args.models else [""]):
+        for i, model in enumerate(models):
             chosen = ["--model", model] if model else []
             name = model or "default"
             seconds = mine(folder / "crops", folder / f"ceiling-{i}", "--aligned", *chosen)

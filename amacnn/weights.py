@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, fold_batchnorm
@@ -37,9 +38,11 @@ class ModelCard:
     members: int = 1  # more than one: an ensemble of that many AMACNNs, probabilities averaged
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # `fer-mine quantize`'s calibration: file, sha256, validation figures, whether int8 is kept
+    int8: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        card = {
             "format": CARD_FORMAT,
             "name": self.name,
             "preset": self.preset,
@@ -52,6 +55,7 @@ class ModelCard:
             "training": self.training,
             "metrics": self.metrics,
         }
+        return {**card, "int8": self.int8} if self.int8 else card
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
@@ -68,6 +72,7 @@ class ModelCard:
             members=int(data.get("members", 1)),
             training=data.get("training", {}),
             metrics=data.get("metrics", {}),
+            int8=data.get("int8", {}),
         )
 
 
@@ -137,12 +142,19 @@ def verify_weights(model_path: str | Path | None = None) -> tuple[ModelCard, Pat
 
 
 def load_model(
-    model_path: str | Path | None = None, device: str = "cpu", fold_bn: bool = True
-) -> tuple[AMACNN | AMACNNEnsemble, ModelCard]:
+    model_path: str | Path | None = None,
+    device: str = "cpu",
+    fold_bn: bool = True,
+    precision: str = "float32",
+) -> tuple[nn.Module, ModelCard]:
     """Verify the weights' sha256 against the card, then load them (safetensors: no pickle), in
     eval mode; `fold_bn` folds BatchNorm into the convolutions (inference only: the weights no
-    longer train, nor save as a card's layers)."""
+    longer train, nor save as a card's layers). `precision` int8 (or auto: int8 on the CPU where
+    the card keeps a calibration) rebuilds the int8 network of amacnn/quantize.py."""
+    from fer_mine.amacnn import quantize
+
     card, weights_path = verify_weights(model_path)
+    precision = quantize.resolve_precision(precision, card, device)
     try:
         state = load_file(str(weights_path))
         model = build_from_card(card)
@@ -150,7 +162,20 @@ def load_model(
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
     model.eval()
+    if precision == "int8":
+        calibration = quantize.load_calibration(verify_calibration(card, weights_path))
+        return quantize.quantize(model, calibration), card
     if fold_bn:
         fold_batchnorm(model)
     model.to(device=device, memory_format=torch.channels_last)
     return model, card
+
+
+def verify_calibration(card: ModelCard, weights_path: Path) -> Path:
+    """The int8 calibration file beside the weights, checked against the card's sha256."""
+    path = weights_path.with_name(card.int8["file"])
+    if not path.is_file():
+        raise FerMineError(f"int8 calibration missing: {path}; use --precision float32")
+    if sha256_of(path) != card.int8["sha256"]:
+        raise FerMineError(f"{path} does not match its model card's sha256; use --precision float32")
+    return path

@@ -4,12 +4,12 @@
                                          [--data-root ../shared/data] [--baseline MODEL]
 
 Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
-does), the same without folding, eager contiguous (NCHW), torch.compile, int8 dynamic
-quantisation of the linear layers and, with --data-root, int8 static quantisation (torch.ao FX
-graph mode, x86 engine, calibrated on 1,024 training images: never validation ones), whole or
-with the stem and head left in float32. Each is timed on batches of preprocessed faces with
-flip TTA (two passes, as `run` classifies), median of --repeats, the variants interleaved round
-by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
+does with --precision float32, and on CUDA), the same without folding, eager contiguous (NCHW),
+torch.compile, int8 dynamic quantisation of the linear layers and, where the card has one, int8
+static quantisation with the calibration `fer-mine quantize` stored (torch.ao FX graph mode, x86
+engine, 1,024 training images: what `run` uses on the CPU when the card keeps it). Each is
+timed on batches of preprocessed faces with flip TTA (two passes, as `run` classifies), median
+of --repeats, the variants interleaved round by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
 only worth taking at equal accuracy, within 0.1 point). --baseline times another model (say
 the previous default, restored from git) as `run` calls it in the same rounds, as the first row:
 the x column is then relative to it.
@@ -26,61 +26,33 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from fer_mine.amacnn.model import AMACNNEnsemble, class_probabilities
+from fer_mine.amacnn.model import class_probabilities
 from fer_mine.amacnn.weights import load_model
 
-CALIBRATION_IMAGES = 1024
-# Static int8 variants: the modules each leaves in float32 (the stem convolves the full 48x48
-# input: the most of the compute, and the first to lose precision)
-STATIC_INT8 = {
-    "int8 static (x86, FX), whole network": (),
-    "int8 static, stem and head float32": ("stem", "head"),
-}
 
-
-def variants(model: torch.nn.Module, unfolded: torch.nn.Module) -> dict[str, torch.nn.Module]:
+def variants(
+    model: torch.nn.Module, unfolded: torch.nn.Module, model_path: str | None
+) -> dict[str, torch.nn.Module]:
     import copy
+
+    from fer_mine.amacnn.weights import read_card
 
     eager_nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     quantised = torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
     )
-    return {
-        "eager, channels_last, BN folded (run today)": model,
-        "eager, channels_last, BN not folded": unfolded,
-        "eager, contiguous NCHW": eager_nchw,
-        "torch.compile": torch.compile(copy.deepcopy(model)),
-        "int8 dynamic (linear layers)": quantised,
+    found = {
+        "float32, channels_last, BN folded (--precision float32)": model,
+        "float32, channels_last, BN not folded": unfolded,
+        "float32, contiguous NCHW": eager_nchw,
+        "float32, torch.compile": torch.compile(copy.deepcopy(model)),
+        "int8 dynamic (linear layers only)": quantised,
     }
-
-
-def static_int8(unfolded: torch.nn.Module, calibration: torch.Tensor, keep_float: tuple[str, ...]):
-    """Each member quantised by torch.ao's FX graph mode (which fuses conv+BN+ReLU itself), its
-    activation ranges observed on `calibration` (normalised images)."""
-    import copy
-    import warnings
-
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    torch.backends.quantized.engine = "x86"
-    mapping = get_default_qconfig_mapping("x86")
-    for name in keep_float:
-        mapping = mapping.set_module_name(name, None)
-    model = copy.deepcopy(unfolded).eval()
-    members = list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
-    converted = []
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated (README, Benchmarks)
-        for member in members:
-            prepared = prepare_fx(member, mapping, (calibration[:8],))
-            for start in range(0, len(calibration), 128):
-                prepared(calibration[start : start + 128])
-            converted.append(convert_fx(prepared))
-    if isinstance(model, AMACNNEnsemble):
-        model.members = torch.nn.ModuleList(converted)
-        return model
-    return converted[0]
+    card = read_card(model_path)[0]
+    if card.int8:  # `fer-mine quantize`'s calibration, as run loads it
+        kept = "run's default on CPU" if card.int8["kept"] else "not kept: --precision int8"
+        found[f"int8 static, shipped calibration ({kept})"] = load_model(model_path, precision="int8")[0]
+    return found
 
 
 def main() -> None:
@@ -98,7 +70,7 @@ def main() -> None:
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
     unfolded = load_model(args.model, fold_bn=False)[0]
-    models = variants(model, unfolded)
+    models = variants(model, unfolded, args.model)
     if args.baseline:
         from fer_mine.amacnn.ensemble import check_shared_split
 
@@ -109,15 +81,8 @@ def main() -> None:
     data = None
     if args.data_root:
         from fer_mine.amacnn.ensemble import validation_data
-        from fer_mine.amacnn.train import _to_device_images
 
         data = validation_data(card, args.data_root, log=lambda *_: None)
-        chosen = torch.randperm(len(data.train.labels), generator=torch.Generator().manual_seed(0))
-        calibration = card.preprocess.normalize(
-            _to_device_images(data.train.images[chosen[:CALIBRATION_IMAGES].numpy()], torch.device("cpu"))
-        )
-        for name, keep_float in STATIC_INT8.items():
-            models[name] = static_int8(unfolded, calibration, keep_float)
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for m in models.values():  # warm-up: compiles, plans

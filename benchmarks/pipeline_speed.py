@@ -30,8 +30,16 @@ from rich.table import Table
 from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import write_archive
 from fer_mine.amacnn.model import class_probabilities
-from fer_mine.amacnn.weights import load_model
-from fer_mine.pipeline.defaults import DEFAULT_ALIGN, DEFAULT_DETECTOR, DEFAULT_MARGIN, DEFAULT_TTA, DETECTORS
+from fer_mine.amacnn.quantize import resolve_precision
+from fer_mine.amacnn.weights import load_model, read_card
+from fer_mine.pipeline.defaults import (
+    DEFAULT_ALIGN,
+    DEFAULT_DETECTOR,
+    DEFAULT_MARGIN,
+    DEFAULT_PRECISION,
+    DEFAULT_TTA,
+    DETECTORS,
+)
 from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.pipeline.images import decode, find_images, read_bytes
 from fer_mine.pipeline.run import RunSettings, run
@@ -46,7 +54,7 @@ def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[flo
     start = time.perf_counter()
     faces = [(img, detector.detect(img.pixels)) for img in images]
     detect_s = time.perf_counter() - start
-    model, card = load_model()
+    model, card = load_model(precision=run_precision())  # as `run` classifies on this machine
     crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, DEFAULT_MARGIN, DEFAULT_ALIGN))
              for img, fs in faces for f in fs]  # fmt: skip
     n_faces = len(crops)
@@ -63,6 +71,10 @@ def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[flo
         "detect only": (n / detect_s, n_faces / detect_s),
         "model only (crops)": (n / model_s if model_s else 0, n_faces / model_s if model_s else 0),
     }
+
+
+def run_precision() -> str:
+    return resolve_precision(DEFAULT_PRECISION, read_card(None)[0], "cpu")
 
 
 def child(folder: str, out: str, workers: int, detector: str, sizes: str) -> None:
@@ -115,7 +127,7 @@ def main() -> None:
         write_archive(large, 4 * args.photos, seed=2, size=(width, height))
         sizes = ",".join(map(str, settings.sizes))
         console.print(f"archive: {args.photos} photos of {width}x{height}, {sum(map(len, truth.values()))} faces; "
-                      f"detector {args.detector}@{sizes}; OpenCV {cv2.__version__}; torch threads "
+                      f"detector {args.detector}@{sizes}; classifier {run_precision()}; OpenCV {cv2.__version__}; torch threads "
                       f"{torch.get_num_threads()}; {os.cpu_count()} CPU cores")  # fmt: skip
         table = Table("measure", "images/s", "faces/s", "peak RSS MB", title="fer-mine run throughput")
         stages = stage_rates(small, settings)

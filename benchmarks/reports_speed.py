@@ -50,7 +50,7 @@ def build(out: Path, n_faces: int, seed: int = 0) -> tuple[int, int]:
                        "height": np.full(n_images, 3000, np.int32), "format": np.full(n_images, "JPEG"),
                        "taken_at": taken_col, "face_count": per_image.astype(np.int32),
                        "detector": np.full(n_images, "ssd"), "model_sha256": np.full(n_images, MODEL),
-                       "tta": np.full(n_images, True),
+                       "tta": np.full(n_images, True), "precision": np.full(n_images, "int8"),
                        "processed_at": pa.array([now] * n_images, pa.timestamp("us", tz="UTC"))},
                       schema=SCHEMAS["images"])  # fmt: skip
     owner = np.repeat(np.arange(n_images), per_image)
@@ -68,6 +68,7 @@ def build(out: Path, n_faces: int, seed: int = 0) -> tuple[int, int]:
         "emotion": np.array(EMOTIONS)[top], "confidence": probs.max(1).astype(np.float32),
         **{f"p_{e}": probs[:, i].astype(np.float32) for i, e in enumerate(EMOTIONS)},
         "model_name": np.full(n, "bench"), "model_sha256": np.full(n, MODEL), "tta": np.full(n, True),
+        "precision": np.full(n, "int8"),
         "processed_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
     }, schema=SCHEMAS["faces"])  # fmt: skip
     errors = pa.Table.from_pylist(

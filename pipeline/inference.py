@@ -42,10 +42,14 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         device: str | None = None,
         tta: bool = DEFAULT_TTA,
         threads: int | None = None,
+        precision: str = "float32",
     ) -> None:
         self._fer_model_path = model_path
         self._fer_threads = threads
-        self._fer_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._fer_precision = precision  # resolved by the run's plan: the tables record it
+        # int8 kernels are CPU ones: the plan chose int8 for the CPU, so it stays there
+        default = "cpu" if precision == "int8" else ("cuda" if torch.cuda.is_available() else "cpu")
+        self._fer_device = device or default
         _, weights_path = read_card(model_path)
         super().__init__(
             state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked
@@ -60,6 +64,6 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
     def load_model(self) -> torch.nn.Module:
         if self._fer_threads:  # Beam calls this in each worker process: set its share of the cores
             torch.set_num_threads(self._fer_threads)
-        model, _ = load_model(self._fer_model_path, device=self._fer_device)
+        model, _ = load_model(self._fer_model_path, device=self._fer_device, precision=self._fer_precision)
         self._device = torch.device(self._fer_device)
         return model

@@ -24,16 +24,19 @@ from datetime import datetime, timezone
 import apache_beam as beam
 import cv2
 import numpy as np
+import torch
 from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from fer_mine.amacnn.weights import ModelCard, verify_weights
+from fer_mine.amacnn.quantize import resolve_precision
+from fer_mine.amacnn.weights import ModelCard, verify_calibration, verify_weights
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline import store
 from fer_mine.pipeline.defaults import (
     DEFAULT_ALIGN,
     DEFAULT_MARGIN,
+    DEFAULT_PRECISION,
     DEFAULT_TTA,
     DEFAULT_VIDEO_FPS,
     DEFAULT_WORKER_MODE,
@@ -70,6 +73,7 @@ class RunSettings:
     margin: float = DEFAULT_MARGIN  # crop margin around the detector box, per side
     align: bool = DEFAULT_ALIGN  # rotate each crop so the eyes are level (needs landmarks)
     tta: bool = DEFAULT_TTA  # average with the mirrored face (see pipeline/inference.py)
+    precision: str = DEFAULT_PRECISION  # float32 or int8 (auto: int8 on the CPU where the card keeps it)
     max_pixels: int = DEFAULT_MAX_PIXELS
     video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False
@@ -97,6 +101,7 @@ class RunPlan:
     todo: list[FoundFile]
     staging: str  # this run's staging folder, under the output's STAGING
     other_files: list[str]  # neither photos nor (sampled) videos: left aside, counted in the summary
+    precision: str = "float32"  # the run's, resolved from settings.precision (amacnn/quantize.py)
     # a local folder where the steps leave their live counts (pipeline/progress.py)
     progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))
 
@@ -204,6 +209,7 @@ class DetectAndCropFaces(_CountingDoFn):
         super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir)
         self.preprocess: Preprocess = plan.card.preprocess
         self.settings = settings
+        self.precision = plan.precision
         self.detector: FaceDetector | None = None
 
     def setup(self) -> None:
@@ -232,7 +238,8 @@ class DetectAndCropFaces(_CountingDoFn):
         yield beam.pvalue.TaggedOutput("images", {
             **base, **frame, "sha256": image.sha256, "width": width, "height": height, "format": image.format,
             "taken_at": image.taken_at, "face_count": len(faces), "detector": detector,
-            "model_sha256": self.model_sha, "tta": self.settings.tta, "processed_at": _now(),
+            "model_sha256": self.model_sha, "tta": self.settings.tta, "precision": self.precision,
+            "processed_at": _now(),
         })  # fmt: skip
         margin = 0.0 if self.detector is None else self.settings.margin
         for index, face in enumerate(faces):
@@ -247,13 +254,13 @@ class DetectAndCropFaces(_CountingDoFn):
             yield record, tensor
 
 
-def to_face_record(element, card: ModelCard, tta: bool) -> dict:
+def to_face_record(element, card: ModelCard, tta: bool, precision: str) -> dict:
     record, prediction = element
     probabilities = np.asarray(prediction.inference, dtype=np.float32)
     best = int(probabilities.argmax())
     return {**record, "emotion": card.labels[best], "confidence": float(probabilities[best]),
             **{f"p_{label}": float(p) for label, p in zip(card.labels, probabilities, strict=True)},
-            "model_name": card.name, "model_sha256": card.sha256, "tta": tta,
+            "model_name": card.name, "model_sha256": card.sha256, "tta": tta, "precision": precision,
             "processed_at": _now()}  # fmt: skip
 
 
@@ -272,13 +279,18 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     ).with_outputs("images", "errors", main="crops")
     handler = KeyedModelHandler(
         AMACNNModelHandler(
-            settings.model_path, settings.batch_size, settings.device, settings.tta, settings.threads
+            settings.model_path,
+            settings.batch_size,
+            settings.device,
+            settings.tta,
+            settings.threads,
+            plan.precision,
         )
     )
     faces = (
         detected.crops
         | "PyTorchRunInference" >> RunInference(handler)
-        | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta)
+        | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta, plan.precision)
     )
     errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
     tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos))
@@ -288,21 +300,21 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         )
 
 
-def recorded_uris(output: str, card: ModelCard, tta: bool) -> set[str]:
+def recorded_uris(output: str, card: ModelCard, tta: bool, precision: str) -> set[str]:
     """Files already in `images`, `errors` or `videos` for this model (what an incremental run
     skips): a video is one unit, done once any of its rows is committed.
 
     On the way, in one pass over the committed files, refuse to add to tables of another schema,
-    or to faces this model classified with the other TTA setting: the reports compare an
-    output's faces with each other, and an incremental run would otherwise mix two classifiers
-    under one model."""
+    or to faces this model classified with the other TTA setting or precision: the reports
+    compare an output's faces with each other, and an incremental run would otherwise mix two
+    classifiers under one model."""
     done: set[str] = set()
     for table in TABLES:
         for path in store.list_files(store.join(output, table)):
             check_table_file(path, table)
             if table == "faces":
                 continue
-            columns = ["uri", "model_sha256"] + (["tta"] if table == "images" else [])
+            columns = ["uri", "model_sha256"] + (["tta", "precision"] if table == "images" else [])
             rows = store.read_table(path, columns)
             mine = [i for i, m in enumerate(rows["model_sha256"].to_pylist()) if m == card.sha256]
             if table == "images" and any(rows["tta"][i].as_py() != tta for i in mine):
@@ -310,6 +322,12 @@ def recorded_uris(output: str, card: ModelCard, tta: bool) -> set[str]:
                 raise FerMineError(
                     f"{output} holds faces that {card.name} classified {recorded} flip TTA; this run "
                     f"would add faces {asked} it. Keep the setting, or use --overwrite or another --output"
+                )
+            other = {rows["precision"][i].as_py() for i in mine} - {precision} if table == "images" else set()
+            if other:
+                raise FerMineError(
+                    f"{output} holds faces that {card.name} classified in {other.pop()}; this run would "
+                    f"add faces in {precision}. Pass --precision to match, or use --overwrite or another --output"
                 )
             uris = rows["uri"].to_pylist()
             done.update(uris[i] for i in mine)
@@ -345,7 +363,12 @@ def plan_run(settings: RunSettings) -> RunPlan:
         raise FerMineError(f"output path {output} exists and is not a folder")
     # every weights file the run will load is checked here, so a damaged one is one line, not
     # a traceback from inside a Beam worker, and nothing is staged
-    card, _ = verify_weights(settings.model_path)
+    card, weights_path = verify_weights(settings.model_path)
+    # decided here, once, for every worker: the tables record it
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(settings.precision, card, device)
+    if precision == "int8":
+        verify_calibration(card, weights_path)
     if not settings.aligned:
         FaceDetector(settings.detector)  # checks the detector's file and OpenCV, before Beam starts
     other_files: list[str] = []
@@ -363,10 +386,10 @@ def plan_run(settings: RunSettings) -> RunPlan:
         for table in TABLES:
             store.delete_tree(store.join(output, table))
     clean_uncommitted(output)
-    done = recorded_uris(output, card, settings.tta)
+    done = recorded_uris(output, card, settings.tta, precision)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files)
+    return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files, precision)
 
 
 def _unknown_beam_args(args: list[str]) -> list[str]:

@@ -19,8 +19,8 @@ from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 
 # 2: faces and images say whether flip TTA classified them; 3: landmarks, aligned;
-# 4: video frames (frame_index, video_time_s) and the videos table
-SCHEMA_VERSION = "4"
+# 4: video frames (frame_index, video_time_s) and the videos table; 5: precision (float32, int8)
+SCHEMA_VERSION = "5"
 # The five face points YuNet gives, in its order (the subject's right and left)
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 LANDMARK_COLUMNS = tuple(f"{point}_{axis}" for point in LANDMARKS for axis in ("x", "y"))
@@ -67,6 +67,7 @@ FACES = pa.schema(
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),
         pa.field("tta", pa.bool_(), nullable=False),  # probabilities averaged with the mirrored face
+        pa.field("precision", pa.string(), nullable=False),  # the classifier's arithmetic: float32 | int8
         pa.field("processed_at", _TS_UTC, nullable=False),
     ],
     metadata={"fer_mine_table": "faces", "fer_mine_schema": SCHEMA_VERSION},
@@ -86,6 +87,7 @@ IMAGES = pa.schema(
         pa.field("detector", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),
         pa.field("tta", pa.bool_(), nullable=False),
+        pa.field("precision", pa.string(), nullable=False),
         pa.field("processed_at", _TS_UTC, nullable=False),
     ],
     metadata={"fer_mine_table": "images", "fer_mine_schema": SCHEMA_VERSION},

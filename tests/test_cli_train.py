@@ -121,6 +121,41 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
     assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]
 
 
+@pytest.mark.parametrize("tolerance, kept", [(1.0, True), (-1.0, False)])
+def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
+    trained, tmp_path, monkeypatch, tolerance, kept
+):
+    from fer_mine.amacnn import quantize
+
+    root, out, _ = trained
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    monkeypatch.setattr(quantize, "TOLERANCE", tolerance)  # the real rule: 0.1 point
+    result = CliRunner().invoke(
+        main, ["quantize", "--model", str(model), "--data-root", str(root), "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert ("kept: run and evaluate use int8" in result.output) is kept
+    card = json.loads((model / "model.json").read_text())
+    entry = card["int8"]
+    assert entry["kept"] is kept and entry["validation"]["images"] == 7 and entry["validation"]["tta"] is True
+    assert set(entry["validation"]) >= {"float32", "int8"}
+    from fer_mine.amacnn.weights import sha256_of
+
+    assert sha256_of(model / entry["file"]) == entry["sha256"]
+    args = ["evaluate", "--model", str(model), "--data-root", str(root), "--dataset", "synth", "--record"]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    precision = "int8" if kept else "float32"
+    assert f"{precision}) on synth/test" in result.output
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["inference_precision"] == precision
+    card = json.loads((model / "model.json").read_text())
+    # int8 figures are filed with its calibration; the card's own stay those of float32
+    assert ("synth/test" in card["int8"].get("metrics", {})) is kept
+    if kept:
+        assert card["metrics"] == json.loads((out / "model.json").read_text())["metrics"]
+
+
 def test_ensemble_averages_members_and_is_scored_on_their_shared_validation_split(trained, tmp_path):
     import torch
 

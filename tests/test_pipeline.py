@@ -104,6 +104,7 @@ def test_face_records_carry_what_the_schema_promises(archive, mined):
         assert face["aligned"] is True  # the default: crops rotated so the eyes are level
         assert len(face["image_sha256"]) == len(face["model_sha256"]) == 64
         assert face["tta"] is True  # the default: each face also classified mirrored
+        assert face["precision"] == "int8"  # the default on the CPU: the shipped card keeps int8
     import pyarrow.parquet as pq
 
     for name, schema in SCHEMAS.items():
@@ -148,6 +149,23 @@ def test_an_output_keeps_one_tta_setting_and_one_schema(archive, mined, tmp_path
     result = run_cli("--input", str(archive[0]), "--output", str(out), "--no-tta", "--overwrite")
     assert result.exit_code == 0, result.output
     assert {f["tta"] for f in table(out, "faces")} == {False}
+
+
+def test_an_output_keeps_one_precision(archive, mined, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(mined, out)
+    result = run_cli("--input", str(archive[0]), "--output", str(out), "--precision", "float32")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "classified in int8" in result.output and "--precision" in result.output
+    result = run_cli(
+        "--input", str(archive[0]), "--output", str(out), "--precision", "float32", "--overwrite"
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        {f["precision"] for f in table(out, "faces")}
+        == {r["precision"] for r in table(out, "images")}
+        == {"float32"}
+    )
 
 
 def test_a_killed_run_leaves_nothing_visible_and_the_next_completes_it(archive, mined, tmp_path):

@@ -47,13 +47,13 @@ def write_fixture(out: Path, photo_root: Path) -> None:
         base = {"run_id": "r1", "path": path, "uri": uri, "folder": path.split("/")[0]}
         images.append({**base, "sha256": "s" * 64, "width": 640, "height": 480, "format": "JPEG",
                        "taken_at": taken, "face_count": len(face_list), "detector": "ssd",
-                       "model_sha256": MODEL, "tta": True, "processed_at": NOW})  # fmt: skip
+                       "model_sha256": MODEL, "tta": True, "precision": "float32", "processed_at": NOW})  # fmt: skip
         for index, (emotion, confidence, second, p_second) in enumerate(face_list):
             faces.append({**base, "image_sha256": "s" * 64, "taken_at": taken, "face_index": index,
                           "box_x": 40 + 150 * index, "box_y": 60, "box_w": 100, "box_h": 120,
                           "detector": "ssd", "detector_score": 0.99, "aligned": False, "emotion": emotion,
                           "confidence": confidence, **probabilities(emotion, confidence, second, p_second),
-                          "model_name": "test", "model_sha256": MODEL, "tta": True, "processed_at": NOW})  # fmt: skip
+                          "model_name": "test", "model_sha256": MODEL, "tta": True, "precision": "float32", "processed_at": NOW})  # fmt: skip
     errors = [
         {"run_id": "r1", "path": p, "uri": p, "folder": "", "stage": "decode", "kind": k, "message": "x",
          "model_sha256": MODEL, "processed_at": NOW}

@@ -100,3 +100,54 @@ def test_the_shipped_model_classifies_the_bundled_sample_faces(tmp_path):
     # Eileen Collins smiles in the source photo: most of her faces should read as happy
     happy = con.execute("SELECT count(*) FROM read_parquet(?) WHERE emotion = 'happy'", [files]).fetchone()[0]
     assert happy >= 3
+
+
+def _faces_of(folder: Path) -> dict:
+    import duckdb
+
+    files = [str(p) for p in (folder / "faces").glob("*.parquet")]
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT path, face_index, emotion, precision, "
+            + ", ".join(f"p_{e}" for e in EMOTIONS)
+            + " FROM read_parquet(?)",
+            [files],
+        )
+        .fetchall()
+    )
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
+    """`run` classifies in int8 on the CPU (the shipped card keeps its calibration: as accurate on
+    validation); a user comparing with --precision float32 sees the same labels, each probability
+    within a few points, and each table says which arithmetic made it."""
+    for precision in ("auto", "float32"):
+        args = ["run", "--quiet", "--input", str(SAMPLES), "--output", str(tmp_path / precision)]
+        result = CliRunner().invoke(main, [*args, "--precision", precision])
+        assert result.exit_code == 0, result.output
+    int8, float32 = _faces_of(tmp_path / "auto"), _faces_of(tmp_path / "float32")
+    assert int8.keys() == float32.keys() and len(int8) >= 10
+    assert {f[1] for f in int8.values()} == {"int8"} and {f[1] for f in float32.values()} == {"float32"}
+    assert sum(int8[k][0] == float32[k][0] for k in int8) >= len(int8) - 1
+    assert max(abs(a - b) for k in int8 for a, b in zip(int8[k][2:], float32[k][2:], strict=True)) < 0.1
+
+
+def test_damaged_or_missing_int8_calibration_is_refused_and_float32_still_loads(copy):
+    from fer_mine.amacnn.quantize import INT8_FILE
+
+    calibration = copy / INT8_FILE
+    calibration.write_bytes(calibration.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(FerMineError, match="does not match"):
+        load_model(copy, precision="int8")
+    calibration.unlink()
+    with pytest.raises(FerMineError, match="calibration missing"):
+        load_model(copy, precision="auto")
+    assert load_model(copy, precision="float32")[1].sha256  # the float weights are untouched
+    card = json.loads((copy / CARD_FILE).read_text())
+    del card["int8"]
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(FerMineError, match="fer-mine quantize"):
+        load_model(copy, precision="int8")
+    assert load_model(copy, precision="auto")[0].config  # auto falls back to float32

@@ -2,6 +2,7 @@
 
     python -m benchmarks.pipeline_speed [--photos 40] [--size 1600x1200] [--detector yunet]
                                         [--detect-size 1280,640] [--workers 1,2,4,...,cores]
+                                        [--precision auto|float32|int8]
 
 Builds an archive of N JPEG photos (scenes with 0-5 pasted faces, EXIF times), then times:
 decode only; decode + detect; the model alone on the face crops (batches of 64); the whole
@@ -39,13 +40,14 @@ from fer_mine.pipeline.defaults import (
     DEFAULT_PRECISION,
     DEFAULT_TTA,
     DETECTORS,
+    PRECISIONS,
 )
 from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.pipeline.images import decode, find_images, read_bytes
 from fer_mine.pipeline.run import RunSettings, run
 
 
-def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[float, float]]:
+def stage_rates(folder: Path, settings: DetectorSettings, precision: str) -> dict[str, tuple[float, float]]:
     files = find_images(str(folder))
     start = time.perf_counter()
     images = [decode(f, read_bytes(f)) for f in files]
@@ -54,7 +56,7 @@ def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[flo
     start = time.perf_counter()
     faces = [(img, detector.detect(img.pixels)) for img in images]
     detect_s = time.perf_counter() - start
-    model, card = load_model(precision=run_precision())  # as `run` classifies on this machine
+    model, card = load_model(precision=precision)  # as `run` classifies on this machine
     crops = [card.preprocess.to_pixels(crop_face(img.pixels, f, DEFAULT_MARGIN, DEFAULT_ALIGN))
              for img, fs in faces for f in fs]  # fmt: skip
     n_faces = len(crops)
@@ -73,14 +75,14 @@ def stage_rates(folder: Path, settings: DetectorSettings) -> dict[str, tuple[flo
     }
 
 
-def run_precision() -> str:
-    return resolve_precision(DEFAULT_PRECISION, read_card(None)[0], "cpu")
+def run_precision(requested: str) -> str:
+    return resolve_precision(requested, read_card(None)[0], "cpu")
 
 
-def child(folder: str, out: str, workers: int, detector: str, sizes: str) -> None:
+def child(folder: str, out: str, workers: int, detector: str, sizes: str, precision: str) -> None:
     """Runs one pipeline in this (fresh) process and prints its figures as JSON."""
     detect_sizes = tuple(int(s) for s in sizes.split(",")) if sizes else None
-    settings = RunSettings(inputs=[folder], output=out, workers=workers,
+    settings = RunSettings(inputs=[folder], output=out, workers=workers, precision=precision,
                            detector=DetectorSettings(detector, detect_sizes=detect_sizes))  # fmt: skip
     start = time.perf_counter()
     counts = run(settings)
@@ -97,11 +99,11 @@ def child(folder: str, out: str, workers: int, detector: str, sizes: str) -> Non
     )
 
 
-def pipeline(folder: Path, workers: int, detector: str, sizes: str) -> dict:
+def pipeline(folder: Path, workers: int, detector: str, sizes: str, precision: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         code = ("import sys; from benchmarks.pipeline_speed import child; "
-                "child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])")  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", code, str(folder), out, str(workers), detector, sizes],
+                "child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code, str(folder), out, str(workers), detector, sizes, precision],
                               capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -116,7 +118,10 @@ def main() -> None:
     counts = sorted({w for w in (1, 2, 4, 8, 16, 32, 64) if w <= cores} | {cores})
     parser.add_argument("--workers", default=",".join(map(str, counts)),
                         help="worker process counts of the pipeline rows (default: 1, 2, 4, ... and every core)")  # fmt: skip
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="the classifier's, as `fer-mine run --precision`")  # fmt: skip
     args = parser.parse_args()
+    precision = run_precision(args.precision)
     width, height = map(int, args.size.split("x"))
     sizes = tuple(int(s) for s in args.detect_size.split(",")) if args.detect_size else None
     settings = DetectorSettings(args.detector, detect_sizes=sizes)
@@ -127,10 +132,10 @@ def main() -> None:
         write_archive(large, 4 * args.photos, seed=2, size=(width, height))
         sizes = ",".join(map(str, settings.sizes))
         console.print(f"archive: {args.photos} photos of {width}x{height}, {sum(map(len, truth.values()))} faces; "
-                      f"detector {args.detector}@{sizes}; classifier {run_precision()}; OpenCV {cv2.__version__}; torch threads "
+                      f"detector {args.detector}@{sizes}; classifier {precision}; OpenCV {cv2.__version__}; torch threads "
                       f"{torch.get_num_threads()}; {os.cpu_count()} CPU cores")  # fmt: skip
         table = Table("measure", "images/s", "faces/s", "peak RSS MB", title="fer-mine run throughput")
-        stages = stage_rates(small, settings)
+        stages = stage_rates(small, settings, precision)
         for name, (ips, fps) in stages.items():
             table.add_row(name, f"{ips:.2f}", f"{fps:.2f}", "")
         slowest = min(
@@ -139,7 +144,7 @@ def main() -> None:
         table.add_section()
         for label, folder in (("N", small), ("4N", large)):
             for workers in (int(w) for w in args.workers.split(",")):
-                r = pipeline(folder, workers, args.detector, args.detect_size)
+                r = pipeline(folder, workers, args.detector, args.detect_size, precision)
                 ips = r["images"] / r["seconds"]
                 name = f"pipeline, {'in-process' if workers == 1 else f'{workers} workers'}, {label}"
                 share = f" ({ips / slowest:.0%} of slowest stage)" if workers == 1 else ""

@@ -151,3 +151,25 @@ def test_damaged_or_missing_int8_calibration_is_refused_and_float32_still_loads(
     with pytest.raises(FerMineError, match="fer-mine quantize"):
         load_model(copy, precision="int8")
     assert load_model(copy, precision="auto")[0].config  # auto falls back to float32
+
+
+def test_int8_rebuilt_from_the_stored_calibration_is_the_calibrated_network(tmp_path):
+    """The shipped file holds observer state, not a network: rebuilding must give exactly the
+    network that was calibrated, or `run` would not classify as `fer-mine quantize` measured."""
+    from copy import deepcopy
+
+    from fer_mine.amacnn import quantize
+    from fer_mine.amacnn.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    cfg = model.config
+    images = torch.randn(64, cfg.in_channels, cfg.input_size, cfg.input_size)
+    state = quantize.calibrate(model, images)
+    quantize.save_calibration(state, tmp_path / "int8.safetensors")
+    calibrated = quantize.quantize(deepcopy(model), state)
+    rebuilt = quantize.quantize(deepcopy(model), quantize.load_calibration(tmp_path / "int8.safetensors"))
+    faces = torch.randn(16, cfg.in_channels, cfg.input_size, cfg.input_size)
+    with torch.no_grad():
+        assert torch.equal(calibrated(faces), rebuilt(faces))
+        assert (rebuilt(faces).softmax(1) - model(faces).softmax(1)).abs().max() < 0.1  # and near float32

@@ -2,6 +2,7 @@
 
     python -m benchmarks.pipeline_accuracy [--data-root ../shared/data] [--faces 1200] [--split val]
                                            [--framings align:-0.05] [--models amacnn-fer2013,runs/x]
+                                           [--precisions float32,int8]
 
 Takes labelled FER-2013 faces (48x48 gray) from the default model's validation split (carved
 from training data, never trained on: the split to choose with) or from PrivateTest (to report
@@ -11,7 +12,8 @@ after choosing), upscales each 3-6x, pastes 1 to 4 of them into 1024x768 synthet
 share of faces found, accuracy on the found faces, and end to end (a missed face counts as
 wrong). The `--aligned` row runs the same faces as 48x48 crops (no detection): the ceiling.
 `--models` runs every row for each model on the same photos (they must share the default
-model's validation split, as models compared with `fer-mine compare` do).
+model's validation split, as models compared with `fer-mine compare` do); `--precisions` runs
+them for each `run --precision` (default: auto, what `run` picks).
 Skips with a message when FER-2013 is absent (a fresh machine).
 """
 
@@ -149,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--framings", help="only these, e.g. 'align:0,no-align:0.1' (default: all)")
     parser.add_argument("--models", help="comma-separated models to run (default: the default model)")
+    parser.add_argument("--precisions", default="auto", help="comma-separated `run --precision` values")
     args = parser.parse_args()
     if not (args.data_root / "fer2013").is_dir():
         print(f"skipped: no fer2013 under {args.data_root} (pass --data-root)")
@@ -170,9 +173,11 @@ def main() -> None:
             framings = [
                 (mode == "align", float(m)) for mode, m in (f.split(":") for f in args.framings.split(","))
             ]
-        for i, model in enumerate(models):
+        runs = [(m, p) for m in models for p in args.precisions.split(",")]
+        for i, (model, precision) in enumerate(runs):
             chosen = ["--model", model] if model else []
-            name = model or "default"
+            chosen += ["--precision", precision]
+            name = (model or "default") + ("" if precision == "auto" else f", {precision}")
             seconds = mine(folder / "crops", folder / f"ceiling-{i}", "--aligned", *chosen)
             ceiling = score_aligned(folder / f"ceiling-{i}", labels, names)
             table.add_row(name, "--aligned 48x48 crops (ceiling)", "100%", f"{ceiling:.1%}", f"{ceiling:.1%}",

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from fer_mine.amacnn.datasets import resolve_datasets
-from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
+from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
 from fer_mine.amacnn.train import PreparedData, TrainOptions, evaluate_loaded, prepare_data
 from fer_mine.amacnn.weights import ModelCard, load_model, save_model
 from fer_mine.errors import FerMineError
@@ -51,10 +51,6 @@ def check_shared_split(cards: list[ModelCard], same_architecture: bool = False) 
     return split
 
 
-def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
-    return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
-
-
 def combine(
     loaded: list[tuple[AMACNN | AMACNNEnsemble, ModelCard]],
     name: str,
@@ -72,7 +68,7 @@ def combine(
         raise FerMineError("an ensemble needs at least two models")
     first = loaded[0][1]
     split = check_shared_split([card for _, card in loaded], same_architecture=True)
-    members = [m for model, _ in loaded for m in _members(model)]
+    members = [m for model, _ in loaded for m in networks_of(model)]
     combined = _average_weights(members) if soup else _ensemble_of(members)
     card = ModelCard(
         name=name,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from fer_mine.amacnn.model import AMACNNEnsemble, class_probabilities
+from fer_mine.amacnn.model import class_probabilities, networks_of
 from fer_mine.amacnn.weights import load_model
 from fer_mine.pipeline.defaults import DEFAULT_TTA
 
@@ -29,7 +29,7 @@ class Explainer:
     def __init__(self, model_path: str | None = None, device: str = "cpu", tta: bool = DEFAULT_TTA) -> None:
         self.model, self.card = load_model(model_path, device=device)
         self.device, self.tta = device, tta
-        self.members = list(self.model.members) if isinstance(self.model, AMACNNEnsemble) else [self.model]
+        self.members = networks_of(self.model)
 
     @property
     def note(self) -> str:

@@ -126,6 +126,11 @@ class AMACNNEnsemble(nn.Module):
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 
+def networks_of(model: nn.Module) -> list[AMACNN]:
+    """The AMACNNs a model is made of: an ensemble's members, or the one network itself."""
+    return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
+
+
 def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """Softmax of a normalized batch; `tta` averages in the mirrored images. The one definition
     of the TTA that evaluation measures and `fer-mine run` uses."""

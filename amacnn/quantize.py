@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
+from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline.defaults import PRECISIONS
 
@@ -45,10 +45,6 @@ class Int8AMACNN(nn.Module):
 
 def supported() -> bool:
     return ENGINE in torch.backends.quantized.supported_engines
-
-
-def _members(model: AMACNN | AMACNNEnsemble) -> list[AMACNN]:
-    return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
 
 
 def _prepared(member: AMACNN) -> nn.Module:
@@ -75,7 +71,7 @@ def calibrate(model: AMACNN | AMACNNEnsemble, images: torch.Tensor) -> dict[str,
     prefixed with the member's index."""
     state = {}
     with _quiet(), torch.no_grad():
-        for index, member in enumerate(_members(model)):
+        for index, member in enumerate(networks_of(model)):
             prepared = _prepared(member)
             for start in range(0, len(images), 128):
                 prepared(images[start : start + 128])
@@ -90,7 +86,7 @@ def quantize(model: AMACNN | AMACNNEnsemble, state: dict[str, torch.Tensor]) -> 
 
     converted = []
     with _quiet():
-        for index, member in enumerate(_members(model)):
+        for index, member in enumerate(networks_of(model)):
             prepared = _prepared(member)
             mine = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(index)}
             expected = {k for k in prepared.state_dict() if "activation_post_process" in k}

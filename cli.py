@@ -311,7 +311,14 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
 
         card = run_training(datasets, output, options, resume, torch_device, on_step, bar.console.print)
     _print_card_metrics(card.metrics)
-    console.print(f"model written to {output} (sha256 {card.sha256[:12]})")
+    _model_written(output, card)
+
+
+def _model_written(output: Path, card) -> None:
+    console.print(
+        f"model written to {output} (sha256 {card.sha256[:12]}); for int8 on the CPU (4x the faces/s "
+        f"where as accurate): fer-mine quantize --model {output}"
+    )
 
 
 def _print_card_metrics(metrics: dict) -> None:
@@ -515,7 +522,7 @@ def ensemble(models, name, output, data_root, half, soup, threads) -> None:
         card.metrics[key + "+tta"] = summarize_metrics(ours[1][key])
         plot_confusion(ours[0][key], output / f"confusion-{key.replace('/', '-')}.png", f"{name} on {key}")
     write_card(card, output / CARD_FILE)
-    console.print(f"model written to {output} (sha256 {card.sha256[:12]})")
+    _model_written(output, card)
 
 
 @main.command()

@@ -58,6 +58,7 @@ def test_train_writes_weights_card_history_and_plots(trained):
     assert card["training"]["recipe"]["lr"] == 5e-4  # the paper's recipe by default
     assert 0 <= card["metrics"]["synth/test"]["accuracy"] <= 1
     assert len((out / "history.csv").read_text().splitlines()) == 3
+    assert "fer-mine quantize --model" in " ".join(result.output.split())  # the way to int8, said
     assert "synth/test" in result.output
 
 

@@ -277,7 +277,7 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fer_mine.amacnn.datasets import resolve_datasets
-    from fer_mine.amacnn.train import pick_device
+    from fer_mine.amacnn.model import pick_device
     from fer_mine.amacnn.train import train as run_training
     from fer_mine.amacnn.weights import verify_weights
 
@@ -380,17 +380,17 @@ def evaluate(
     from fer_mine.amacnn.catalog import CARD_FILE
     from fer_mine.amacnn.datasets import load_split, read_dataset
     from fer_mine.amacnn.metrics import plot_confusion
+    from fer_mine.amacnn.model import pick_device
     from fer_mine.amacnn.quantize import resolve_precision
-    from fer_mine.amacnn.train import evaluate_loaded, pick_device, summarize_metrics
+    from fer_mine.amacnn.train import evaluate_loaded, summarize_metrics
     from fer_mine.amacnn.weights import load_model as load
     from fer_mine.amacnn.weights import read_card, write_card
 
     _threads(threads)
     root = _data_root(data_root)
     device = str(pick_device(device))
-    card = read_card(model_path)[0]
-    precision = resolve_precision(precision, card, device)
     model, card = load(model_path, device=device, precision=precision)
+    precision = resolve_precision(precision, card, device)  # what `auto` chose, for the report
     data = read_dataset(root / dataset, keep_contempt="contempt" in card.labels)
     chosen = data.split(split)
     crop = None

@@ -126,6 +126,13 @@ class AMACNNEnsemble(nn.Module):
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 
+def pick_device(requested: str | None = None) -> torch.device:
+    """The device asked for, else CUDA when there is one, else the CPU: every command's default."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def networks_of(model: nn.Module) -> list[AMACNN]:
     """The AMACNNs a model is made of: an ensemble's members, or the one network itself."""
     return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]

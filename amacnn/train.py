@@ -30,7 +30,14 @@ from fer_mine.amacnn.datasets import (
 )
 from fer_mine.amacnn.loss import HybridLoss, inverse_frequency_weights
 from fer_mine.amacnn.metrics import classification_metrics, plot_confusion, plot_history
-from fer_mine.amacnn.model import AMACNN, PRESETS, AMACNNEnsemble, build_model, class_probabilities
+from fer_mine.amacnn.model import (
+    AMACNN,
+    PRESETS,
+    AMACNNEnsemble,
+    build_model,
+    class_probabilities,
+    pick_device,
+)
 from fer_mine.amacnn.recipe import FERPLUS_TARGETS, SCHEDULES, TrainOptions
 from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
@@ -39,12 +46,6 @@ from fer_mine.transforms.augment import training_augmentation
 from fer_mine.transforms.preprocess import Preprocess
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def hardware_summary(device: torch.device) -> str:

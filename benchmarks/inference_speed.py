@@ -27,15 +27,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fer_mine.amacnn.model import class_probabilities
-from fer_mine.amacnn.weights import load_model
+from fer_mine.amacnn.weights import ModelCard, load_model
 
 
 def variants(
-    model: torch.nn.Module, unfolded: torch.nn.Module, model_path: str | None
+    model: torch.nn.Module, unfolded: torch.nn.Module, model_path: str | None, card: ModelCard
 ) -> dict[str, torch.nn.Module]:
     import copy
-
-    from fer_mine.amacnn.weights import read_card
 
     eager_nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     quantised = torch.ao.quantization.quantize_dynamic(
@@ -48,7 +46,6 @@ def variants(
         "float32, torch.compile": torch.compile(copy.deepcopy(model)),
         "int8 dynamic (linear layers only)": quantised,
     }
-    card = read_card(model_path)[0]
     if card.int8:  # `fer-mine quantize`'s calibration, as run loads it
         kept = "run's default on CPU" if card.int8["kept"] else "not kept: --precision int8"
         found[f"int8 static, shipped calibration ({kept})"] = load_model(model_path, precision="int8")[0]
@@ -70,7 +67,7 @@ def main() -> None:
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
     unfolded = load_model(args.model, fold_bn=False)[0]
-    models = variants(model, unfolded, args.model)
+    models = variants(model, unfolded, args.model, card)
     if args.baseline:
         from fer_mine.amacnn.ensemble import check_shared_split
 

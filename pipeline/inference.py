@@ -10,7 +10,7 @@ import torch
 from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
-from fer_mine.amacnn.model import AMACNN, class_probabilities
+from fer_mine.amacnn.model import AMACNN, class_probabilities, pick_device
 from fer_mine.amacnn.weights import load_model, read_card
 from fer_mine.pipeline.defaults import DEFAULT_TTA
 
@@ -48,8 +48,7 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         self._fer_threads = threads
         self._fer_precision = precision  # resolved by the run's plan: the tables record it
         # int8 kernels are CPU ones: the plan chose int8 for the CPU, so it stays there
-        default = "cpu" if precision == "int8" else ("cuda" if torch.cuda.is_available() else "cpu")
-        self._fer_device = device or default
+        self._fer_device = device or ("cpu" if precision == "int8" else str(pick_device()))
         _, weights_path = read_card(model_path)
         super().__init__(
             state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked

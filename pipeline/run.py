@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 import apache_beam as beam
 import cv2
 import numpy as np
-import torch
 from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from fer_mine.amacnn.model import pick_device
 from fer_mine.amacnn.quantize import resolve_precision
 from fer_mine.amacnn.weights import ModelCard, verify_calibration, verify_weights
 from fer_mine.errors import FerMineError
@@ -308,30 +308,34 @@ def recorded_uris(output: str, card: ModelCard, tta: bool, precision: str) -> se
     or to faces this model classified with the other TTA setting or precision: the reports
     compare an output's faces with each other, and an incremental run would otherwise mix two
     classifiers under one model."""
+    kept = {"tta": tta, "precision": precision}  # what an output holds one of per model (images)
     done: set[str] = set()
     for table in TABLES:
         for path in store.list_files(store.join(output, table)):
             check_table_file(path, table)
             if table == "faces":
                 continue
-            columns = ["uri", "model_sha256"] + (["tta", "precision"] if table == "images" else [])
+            columns = ["uri", "model_sha256"] + (list(kept) if table == "images" else [])
             rows = store.read_table(path, columns)
             mine = [i for i, m in enumerate(rows["model_sha256"].to_pylist()) if m == card.sha256]
-            if table == "images" and any(rows["tta"][i].as_py() != tta for i in mine):
-                recorded, asked = ("with", "without") if tta is False else ("without", "with")
-                raise FerMineError(
-                    f"{output} holds faces that {card.name} classified {recorded} flip TTA; this run "
-                    f"would add faces {asked} it. Keep the setting, or use --overwrite or another --output"
-                )
-            other = {rows["precision"][i].as_py() for i in mine} - {precision} if table == "images" else set()
-            if other:
-                raise FerMineError(
-                    f"{output} holds faces that {card.name} classified in {other.pop()}; this run would "
-                    f"add faces in {precision}. Pass --precision to match, or use --overwrite or another --output"
-                )
+            for column, asked in kept.items() if table == "images" else ():
+                recorded = {rows[column][i].as_py() for i in mine} - {asked}
+                if recorded:
+                    raise FerMineError(
+                        f"{output} holds faces that {card.name} classified {_setting(column, recorded.pop())}; "
+                        f"this run would add faces {_setting(column, asked)}. Keep the setting (--tta/--no-tta, "
+                        "--precision), or use --overwrite or another --output"
+                    )
             uris = rows["uri"].to_pylist()
             done.update(uris[i] for i in mine)
     return done
+
+
+def _setting(column: str, value) -> str:
+    """`with flip TTA`, `in int8`: how a classification setting reads in a refusal."""
+    if column == "tta":
+        return "with flip TTA" if value else "without flip TTA"
+    return f"in {value}"
 
 
 def _run_id_of(path: str) -> str:
@@ -365,8 +369,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
     # a traceback from inside a Beam worker, and nothing is staged
     card, weights_path = verify_weights(settings.model_path)
     # decided here, once, for every worker: the tables record it
-    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    precision = resolve_precision(settings.precision, card, device)
+    precision = resolve_precision(settings.precision, card, str(pick_device(settings.device)))
     if precision == "int8":
         verify_calibration(card, weights_path)
     if not settings.aligned:

@@ -4,20 +4,32 @@ each with and without flip TTA, beside what it costs per face, and tested agains
 A candidate beats the baseline beyond chance when an exact McNemar test on the validation images
 the two score differently gives p < 0.05. Cost is forward passes per face (networks x views): on
 CPU the classifier's faces/s scale with its inverse (README, Benchmarks).
+
+With another label set of the same pictures (FER+'s votes for FER-2013's images), each row is also
+scored against those labels on the validation images that set holds. FER-2013's labels are noisy:
+a gain on them that is a loss on FER+'s cleaner ones fits their noise (README, ablation O).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import torch
 
+from fer_mine.amacnn.datasets import LoadedSplit, load_split, resolve_datasets
+from fer_mine.amacnn.ensemble import validation_split_of
 from fer_mine.amacnn.metrics import mcnemar_exact
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
 from fer_mine.amacnn.train import PreparedData, metrics_of, predict_split
 from fer_mine.amacnn.weights import ModelCard
+from fer_mine.errors import FerMineError
 
 SIGNIFICANCE = 0.05  # the p-value below which a candidate counts as better or worse than the baseline
+# mean absolute grey-level difference under which two pictures are one: FER+'s PNGs and the Kaggle
+# JPEGs of the same FER-2013 pictures differ by 1.3 on average, 1.6 at most (data SOURCE.md)
+SAME_PICTURE = 4.0
 
 
 @dataclass
@@ -33,6 +45,8 @@ class Scored:
     p_value: float = 1.0
     baseline: bool = False  # this row is the baseline itself
     tests: dict[str, float] = field(default_factory=dict)  # "<dataset>/<split>[ subset]" -> accuracy
+    # against the other label set: images, accuracy, only_baseline, only_this, p_value
+    other_labels: dict[str, float] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -46,23 +60,58 @@ def compare(
     data: PreparedData,
     baseline_tta: bool,
     with_tests: bool = False,
+    other: LoadedSplit | None = None,
 ) -> list[Scored]:
     """Every model without and with flip; the first model with `baseline_tta` is the baseline.
-    Test splits are scored only when asked: they are for reporting a choice, never for making it."""
-    rows: list[tuple[Scored, np.ndarray]] = []
+    Test splits are scored only when asked: they are for reporting a choice, never for making it.
+    `other`: another label set's split holding the validation pictures (`relabel`)."""
+    held, other_labels = relabel(data.val, other) if other is not None else (None, None)
+    rows: list[tuple[Scored, np.ndarray, np.ndarray | None]] = []
     for model, card in loaded:
         name = f"{card.name} ({card.sha256[:8]})"
         for tta in (False, True):
-            correct = predict_split(model, data.val, card.preprocess, tta) == data.val.labels
+            predicted = predict_split(model, data.val, card.preprocess, tta)
+            correct = predicted == data.val.labels
             row = Scored(name, tta, card.members * (2 if tta else 1), float(correct.mean()))
             if with_tests:
                 row.tests = _test_accuracies(model, card, data, tta)
-            rows.append((row, correct))
+            rows.append((row, correct, None if held is None else (predicted == other_labels)[held]))
     rows[1 if baseline_tta else 0][0].baseline = True
-    baseline = next(correct for row, correct in rows if row.baseline)
-    for row, correct in rows:
+    baseline, other_baseline = next((c, o) for row, c, o in rows if row.baseline)
+    for row, correct, other_correct in rows:
         row.only_baseline, row.only_this, row.p_value = mcnemar_exact(baseline, correct)
-    return [row for row, _ in rows]
+        if other_correct is not None:
+            only_baseline, only_this, p_value = mcnemar_exact(other_baseline, other_correct)
+            row.other_labels = {
+                "images": len(other_correct),
+                "accuracy": float(other_correct.mean()),
+                "only_baseline": only_baseline,
+                "only_this": only_this,
+                "p_value": p_value,
+            }
+    return [row for row, _, _ in rows]
+
+
+def relabel(val: LoadedSplit, other: LoadedSplit) -> tuple[np.ndarray, np.ndarray]:
+    """Which validation pictures `other` holds too (its nearest picture within SAME_PICTURE) and
+    their labels there: a mask over `val`, and labels for every validation picture."""
+    if not len(other.labels):
+        return np.zeros(len(val.labels), bool), np.zeros(len(val.labels), np.int64)
+    mine = torch.from_numpy(val.images.reshape(len(val.images), -1)).float()
+    theirs = torch.from_numpy(other.images.reshape(len(other.images), -1)).float()
+    nearest = torch.cat([torch.cdist(chunk, theirs).argmin(1) for chunk in mine.split(256)])
+    error = (mine - theirs[nearest]).abs().mean(1)
+    return (error <= SAME_PICTURE).numpy(), other.labels[nearest.numpy()]
+
+
+def other_label_split(card: ModelCard, data_root: Path, name: str) -> LoadedSplit:
+    """Dataset `name`'s training split, decoded for `card`: where the pictures of a validation
+    split carved from another dataset's training pictures are found under `name`'s labels."""
+    split = validation_split_of(card)
+    datasets, _ = resolve_datasets(data_root, name, split["split_seed"], split["keep_contempt"])
+    if len(datasets) != 1 or "train" not in datasets[0].splits:
+        raise FerMineError(f"--other-labels {name}: name one dataset that has a training split")
+    return load_split(datasets[0].splits["train"], card.preprocess, card.labels)
 
 
 def _test_accuracies(model: AMACNN, card: ModelCard, data: PreparedData, tta: bool) -> dict[str, float]:

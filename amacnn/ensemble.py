@@ -66,8 +66,9 @@ def combine(
     back from the file."""
     if len(loaded) < 2:
         raise FerMineError("an ensemble needs at least two models")
-    first = loaded[0][1]
-    split = check_shared_split([card for _, card in loaded], same_architecture=True)
+    cards = [card for _, card in loaded]
+    first = cards[0]
+    split = check_shared_split(cards, same_architecture=True)
     members = [m for model, _ in loaded for m in networks_of(model)]
     combined = _average_weights(members) if soup else _ensemble_of(members)
     card = ModelCard(
@@ -82,8 +83,8 @@ def combine(
             "datasets": split["datasets"],
             "recipe": {k: v for k, v in split.items() if k != "datasets"},
             "ensemble_of": [
-                {"name": c.name, "sha256": c.sha256, "training": c.training, "metrics": c.metrics}
-                for _, c in loaded
+                {"name": c.name, "sha256": c.sha256, "training": t, "metrics": c.metrics}
+                for c, t in zip(cards, _lineage_once([c.training for c in cards]), strict=True)
             ],
             "epochs_run": sum(c.training.get("epochs_run", 0) for _, c in loaded),
             "seconds": round(sum(c.training.get("seconds", 0.0) for _, c in loaded), 1),
@@ -96,6 +97,22 @@ def combine(
     what = f"weight average (soup) of {len(members)}" if soup else f"ensemble of {len(members)}"
     log(f"{what} written to {output} (sha256 {card.sha256[:12]})")
     return load_model(output)  # what the file holds (rounded, if half) is what gets scored
+
+
+def _lineage_once(trainings: list[dict]) -> list[dict]:
+    """Members' training records with a start (--init) that an earlier member already records in
+    full cut to its name and sha256: cycles from one start would each repeat its whole lineage
+    (six members of one soup made a 1.2 MB card). `model-info` counts each start once anyway."""
+    written: set[str] = set()
+    out = []
+    for training in trainings:
+        start = training.get("init_from")
+        if start and start.get("sha256") in written:
+            training = {**training, "init_from": {"name": start.get("name"), "sha256": start["sha256"]}}
+        elif start:
+            written.add(start.get("sha256"))
+        out.append(training)
+    return out
 
 
 def _ensemble_of(members: list[AMACNN]) -> AMACNNEnsemble:

@@ -227,6 +227,34 @@ def test_ensemble_soup_is_one_network_with_the_members_weights_averaged(trained,
     assert info.exit_code == 0 and "ensemble of" not in info.output and "(a soup)" in info.output
 
 
+def test_members_cycled_from_one_start_record_its_lineage_once(trained, tmp_path):
+    root, out, _ = trained
+    members = [tmp_path / f"cycle{seed}" for seed in (4, 5)]
+    for seed, member in enumerate(members, start=4):
+        assert train_cli(root, member, 1, "--init", str(out), "--seed", str(seed)).exit_code == 0
+    soup = tmp_path / "soup"
+    args = [
+        "ensemble",
+        *map(str, members),
+        "--soup",
+        "--name",
+        "s",
+        "--output",
+        str(soup),
+        "--data-root",
+        str(root),
+    ]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    starts = [
+        m["training"]["init_from"]
+        for m in json.loads((soup / "model.json").read_text())["training"]["ensemble_of"]
+    ]
+    assert starts[0]["sha256"] == starts[1]["sha256"]
+    assert "training" in starts[0] and "training" not in starts[1]  # written once, then referred to
+    info = CliRunner().invoke(main, ["model-info", "--model", str(soup)])
+    assert "4 epochs in all" in info.output  # one each, and the start's two, counted once
+
+
 def test_ensemble_refuses_members_validated_on_different_splits(trained, tmp_path):
     root, out, _ = trained
     other = tmp_path / "split3"
@@ -464,6 +492,41 @@ def test_compare_scores_each_model_with_and_without_flip_against_the_baseline(tr
     lines = shown.output.splitlines()
     assert any("McNemar p" in line and "synth/test" in line for line in lines)
     assert sum("│ baseline" in line for line in lines) == 1  # one row is the baseline itself
+
+
+def test_compare_scores_validation_pictures_under_another_label_set(trained, tmp_path, monkeypatch):
+    import numpy as np
+
+    from fer_mine import cli
+    from fer_mine.amacnn.ensemble import validation_data
+    from fer_mine.amacnn.train import predict_split
+    from fer_mine.amacnn.weights import load_model
+
+    monkeypatch.setattr(cli.out, "width", 250)
+    shared, out, _ = trained
+    root = tmp_path / "data"
+    shutil.copytree(shared / "synth", root / "synth")
+    # the same training pictures under other labels, as FER+ relabels FER-2013: angry became disgust
+    relabelled = root / "relabelled" / "train"
+    shutil.copytree(root / "synth" / "train", relabelled)
+    for picture in (relabelled / "angry").iterdir():
+        picture.rename(relabelled / "disgust" / f"was-angry-{picture.name}")
+    args = ["compare", str(out), str(out), "--data-root", str(root), "--other-labels", "relabelled"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    model, card = load_model(out)
+    val = validation_data(card, root, log=lambda *a: None).val
+    angry, disgust = card.labels.index("angry"), card.labels.index("disgust")
+    theirs = np.where(val.labels == angry, disgust, val.labels)
+    expected = (predict_split(model, val, card.preprocess, True) == theirs).mean()
+    assert rows[1]["other_labels"]["images"] == len(val.labels)  # every validation picture found
+    assert rows[1]["other_labels"]["accuracy"] == pytest.approx(expected)
+    assert rows[1]["val_accuracy"] != pytest.approx(expected)  # angry pictures count as disgust there
+    shown = CliRunner().invoke(main, args)
+    assert "relabelled's labels" in shown.output
+    wrong = CliRunner().invoke(main, [*args[:-1], "nowhere"])
+    assert wrong.exit_code != 0 and "Traceback" not in wrong.output
 
 
 def test_compare_refuses_models_chosen_on_different_splits(trained, tmp_path):

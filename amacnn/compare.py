@@ -66,6 +66,8 @@ def compare(
     Test splits are scored only when asked: they are for reporting a choice, never for making it.
     `other`: another label set's split holding the validation pictures (`relabel`)."""
     held, other_labels = relabel(data.val, other) if other is not None else (None, None)
+    if held is not None and not held.any():
+        raise FerMineError("none of the validation pictures is among the other label set's pictures")
     rows: list[tuple[Scored, np.ndarray, np.ndarray | None]] = []
     for model, card in loaded:
         name = f"{card.name} ({card.sha256[:8]})"

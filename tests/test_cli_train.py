@@ -497,6 +497,7 @@ def test_compare_scores_each_model_with_and_without_flip_against_the_baseline(tr
 def test_compare_scores_validation_pictures_under_another_label_set(trained, tmp_path, monkeypatch):
     import numpy as np
 
+    from conftest import write_class_tree
     from fer_mine import cli
     from fer_mine.amacnn.ensemble import validation_data
     from fer_mine.amacnn.train import predict_split
@@ -527,6 +528,10 @@ def test_compare_scores_validation_pictures_under_another_label_set(trained, tmp
     assert "relabelled's labels" in shown.output
     wrong = CliRunner().invoke(main, [*args[:-1], "nowhere"])
     assert wrong.exit_code != 0 and "Traceback" not in wrong.output
+    unrelated = root / "unrelated" / "train"  # other pictures altogether: nothing to score
+    write_class_tree(unrelated, per_class=3, seed=9)
+    none = CliRunner().invoke(main, [*args[:-1], "unrelated"])
+    assert none.exit_code != 0 and "none of the validation pictures" in none.output
 
 
 def test_compare_refuses_models_chosen_on_different_splits(trained, tmp_path):

@@ -86,9 +86,9 @@ def combine(
                 {"name": c.name, "sha256": c.sha256, "training": t, "metrics": c.metrics}
                 for c, t in zip(cards, _lineage_once([c.training for c in cards]), strict=True)
             ],
-            "epochs_run": sum(c.training.get("epochs_run", 0) for _, c in loaded),
-            "seconds": round(sum(c.training.get("seconds", 0.0) for _, c in loaded), 1),
-            "hardware": "; ".join(sorted({c.training.get("hardware", "?") for _, c in loaded})),
+            "epochs_run": sum(c.training.get("epochs_run", 0) for c in cards),
+            "seconds": round(sum(c.training.get("seconds", 0.0) for c in cards), 1),
+            "hardware": "; ".join(sorted({c.training.get("hardware", "?") for c in cards})),
         },
     )
     if half:

@@ -204,6 +204,21 @@ def _threads(threads: int | None) -> None:
     "of validation), or on the majority label. Evaluation scores the majority label either way.",
 )
 @click.option(
+    "--votes-from",
+    default=RECIPE.votes_from,
+    metavar="DATASET",
+    help="Blend the annotator votes that DATASET (under --data-root) holds for the same pictures "
+    "into the training targets, as FER+ does for FER-2013's; validation and tests keep the trained "
+    "dataset's labels.",
+)
+@click.option(
+    "--votes-weight",
+    type=click.FloatRange(0, 1),
+    default=RECIPE.votes_weight,
+    show_default=True,
+    help="With --votes-from: targets are (1 - W) x the picture's own label + W x the vote distribution.",
+)
+@click.option(
     "--val-fraction", type=click.FloatRange(0.01, 0.5), default=RECIPE.val_fraction, show_default=True
 )
 @click.option(
@@ -289,6 +304,14 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     datasets, notes = resolve_datasets(root, dataset_names, recipe["split_seed"], recipe["keep_contempt"])
     for note in notes:
         console.print(note)
+    votes = None
+    if recipe["votes_from"]:
+        if recipe["votes_from"] in {d.name for d in datasets}:
+            raise FerMineError(f"--votes-from {recipe['votes_from']}: it is one of the trained --datasets")
+        found, _ = resolve_datasets(root, recipe["votes_from"], recipe["split_seed"], recipe["keep_contempt"])
+        if len(found) != 1:
+            raise FerMineError("--votes-from: name one dataset")
+        votes = found[0]
     options = TrainOptions(**recipe, time_limit_min=time_limit, datasets=[d.name for d in datasets])
     torch_device = pick_device(device)
     console.print(
@@ -309,7 +332,9 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
         def on_step(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
             bar.update(task, completed=step, total=steps, epoch=epoch + 1, loss=loss, acc=acc)
 
-        card = run_training(datasets, output, options, resume, torch_device, on_step, bar.console.print)
+        card = run_training(
+            datasets, output, options, resume, torch_device, on_step, bar.console.print, votes
+        )
     _print_card_metrics(card.metrics)
     _model_written(output, card)
 

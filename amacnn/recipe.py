@@ -38,6 +38,11 @@ class TrainOptions:
     # 2016; +3.1 points of FER+ validation over the majority label, ablation J) or the majority
     # label; evaluation always scores the majority label
     ferplus_targets: str = "distribution"
+    # another dataset's annotator votes for the same pictures (FER+ for FER-2013's), blended into
+    # the targets: (1 - votes_weight) x own label + votes_weight x vote distribution. Validation and
+    # tests keep the trained dataset's own labels
+    votes_from: str = ""
+    votes_weight: float = 0.5
     time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
     name: str = "amacnn"
     init_from: str = ""  # start from these weights (a model folder) instead of random ones

@@ -12,7 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -85,9 +85,14 @@ def _take(split: LoadedSplit, indices: list[int]) -> LoadedSplit:
 
 
 def prepare_data(
-    datasets: list[Dataset], preprocess: Preprocess, options: TrainOptions, log: Callable
+    datasets: list[Dataset],
+    preprocess: Preprocess,
+    options: TrainOptions,
+    log: Callable,
+    votes: Dataset | None = None,
 ) -> PreparedData:
-    """Decode, drop training images identical to any test image, carve validation from train."""
+    """Decode, drop training images identical to any test image, blend in `votes` (another
+    dataset's annotator votes for the same pictures), carve validation from train."""
     labels = EMOTIONS + ((CONTEMPT,) if options.keep_contempt else ())
     trains, tests, notes = [], {}, []
     for dataset in datasets:
@@ -116,6 +121,8 @@ def prepare_data(
     if len(clean) < len(train.ids):
         notes.append(f"dropped {len(train.ids) - len(clean)} training images identical to a test image")
         train = _take(train, clean)
+    if votes is not None:
+        train = _blend_votes(train, votes, preprocess, labels, options.votes_weight, notes)
     label_names = [labels[i] for i in train.labels]
     keep, held = stratified_split(label_names, options.val_fraction, options.split_seed)
     counts = {"train": len(keep), "val": len(held)} | {k: len(v.ids) for k, v in tests.items()}
@@ -155,25 +162,58 @@ def _one_copy_per_picture(
     return [kept[i] for i in range(len(datasets))]
 
 
-def same_pictures(images: np.ndarray, pools: list[np.ndarray], tolerance: float = 2.5) -> np.ndarray:
-    """Which images also appear in any pool, up to re-encoding noise: the nearest pool image
-    by an 8x8 thumbnail, accepted when the mean absolute pixel difference is under `tolerance`.
-    Measured on FER+ PNGs against the Kaggle FER-2013 JPEGs: the same picture differs by 0.7-1.5
-    gray levels, the nearest other picture by 3 or more (median 34)."""
-    found = np.zeros(len(images), dtype=bool)
+def _blend_votes(
+    train: LoadedSplit,
+    votes: Dataset,
+    preprocess: Preprocess,
+    labels: tuple[str, ...],
+    weight: float,
+    notes: list[str],
+) -> LoadedSplit:
+    """Targets of the training pictures that `votes` holds too (FER+ re-labels FER-2013's):
+    (1 - weight) x their own label + weight x the annotators' vote distribution there. Pictures
+    it lacks, or labels unknown or "not a face" by majority, keep their own label alone."""
+    split = votes.splits.get("train")
+    if split is None or not any(split.votes):
+        raise FerMineError(f"--votes-from {votes.name}: it holds no annotator votes for training pictures")
+    pool = load_split(split, preprocess, labels)
+    nearest = nearest_pictures(train.images, pool.images)
+    found = nearest >= 0
+    distributions = train.distributions.copy()
+    distributions[found] = (1 - weight) * distributions[found] + weight * pool.distributions[nearest[found]]
+    notes.append(
+        f"{int(found.sum())} of {len(found)} training pictures are in {votes.name} too: their targets are "
+        f"{1 - weight:g} x their own label + {weight:g} x {votes.name}'s vote distribution"
+    )
+    return replace(train, distributions=distributions)
+
+
+def nearest_pictures(images: np.ndarray, pool: np.ndarray, tolerance: float = 2.5) -> np.ndarray:
+    """Each image's copy in `pool` up to re-encoding noise, as an index into it, or -1: the
+    nearest pool image by an 8x8 thumbnail, accepted when the mean absolute pixel difference is
+    under `tolerance`. Measured on FER+ PNGs against the Kaggle FER-2013 JPEGs: the same picture
+    differs by 0.7-1.5 gray levels, the nearest other picture by 3 or more (median 34)."""
+    found = np.full(len(images), -1, dtype=np.int64)
+    if not len(pool) or not len(images):
+        return found
     queries = _thumbnails(images)
+    keys = torch.from_numpy(_thumbnails(pool))
+    key_norms = (keys**2).sum(1)
+    for start in range(0, len(images), 2048):
+        block = torch.from_numpy(queries[start : start + 2048])
+        distance = (block**2).sum(1, keepdim=True) - 2 * block @ keys.T + key_norms
+        nearest = distance.argmin(1).numpy()
+        part = images[start : start + len(block)].astype(np.int16)
+        difference = np.abs(part - pool[nearest].astype(np.int16)).mean(axis=(1, 2, 3))
+        found[start : start + len(block)] = np.where(difference < tolerance, nearest, -1)
+    return found
+
+
+def same_pictures(images: np.ndarray, pools: list[np.ndarray], tolerance: float = 2.5) -> np.ndarray:
+    """Which images also appear in any pool, up to re-encoding noise (`nearest_pictures`)."""
+    found = np.zeros(len(images), dtype=bool)
     for pool in pools:
-        if not len(pool) or not len(images):
-            continue
-        keys = torch.from_numpy(_thumbnails(pool))
-        key_norms = (keys**2).sum(1)
-        for start in range(0, len(images), 2048):
-            block = torch.from_numpy(queries[start : start + 2048])
-            distance = (block**2).sum(1, keepdim=True) - 2 * block @ keys.T + key_norms
-            nearest = distance.argmin(1).numpy()
-            part = images[start : start + len(block)].astype(np.int16)
-            difference = np.abs(part - pool[nearest].astype(np.int16)).mean(axis=(1, 2, 3))
-            found[start : start + len(block)] |= difference < tolerance
+        found |= nearest_pictures(images, pool, tolerance) >= 0
     return found
 
 
@@ -271,8 +311,10 @@ def train(
     device: torch.device | None = None,
     progress: Callable | None = None,
     log: Callable = print,
+    votes: Dataset | None = None,
 ) -> ModelCard:
-    """Train, keep the best-on-validation weights in `output`, evaluate them on the test splits."""
+    """Train, keep the best-on-validation weights in `output`, evaluate them on the test splits.
+    `votes`: the dataset `options.votes_from` names, whose annotator votes blend into the targets."""
     if options.preset not in PRESETS:
         raise FerMineError(f"unknown preset {options.preset!r}; choose from {', '.join(PRESETS)}")
     if options.schedule not in SCHEDULES:
@@ -293,11 +335,16 @@ def train(
     elif resume:
         log(f"no checkpoint in {output}; starting from scratch")
 
+    if (votes.name if votes else "") != options.votes_from:
+        started = f"with --votes-from {options.votes_from}" if options.votes_from else "without --votes-from"
+        raise FerMineError(f"--resume: this run was started {started}; resume it the same way")
+    if votes is not None and options.ferplus_targets != "distribution":
+        raise FerMineError("--votes-from blends soft targets: it needs --ferplus-targets distribution")
     torch.manual_seed(options.seed)
     np.random.seed(options.seed)
     config = PRESETS[options.preset].config
     preprocess = Preprocess(size=config.input_size, channels=config.in_channels)
-    data = prepare_data(datasets, preprocess, options, log)
+    data = prepare_data(datasets, preprocess, options, log, votes)
     model = build_model(options.preset, num_classes=len(data.labels)).to(device)
     # the card of the weights this run started from, so the new card records the whole chain
     lineage: dict | None = checkpoint.get("init_from") if checkpoint is not None else None

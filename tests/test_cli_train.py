@@ -369,6 +369,22 @@ def test_distillation_loss_is_zero_for_a_student_that_matches_its_teacher():
     assert distillation_loss(logits, torch.randn(4, 7), 2.0).item() > 0.01
 
 
+@pytest.fixture
+def loss_targets(monkeypatch) -> list:
+    """The targets every training step's loss is computed against, in order."""
+    from fer_mine.amacnn import train as training
+
+    seen = []
+
+    class Spy(training.HybridLoss):
+        def forward(self, logits, target):
+            seen.append(target.detach().clone())
+            return super().forward(logits, target)
+
+    monkeypatch.setattr(training, "HybridLoss", Spy)
+    return seen
+
+
 def _ferplus_tree(root, per_class: int = 6) -> None:
     """FER+ layout: each image 7 votes for its class and 3 for the next one."""
     import cv2
@@ -395,26 +411,16 @@ def _ferplus_tree(root, per_class: int = 6) -> None:
 
 
 @pytest.mark.parametrize("targets", ["majority", "distribution", None])
-def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, monkeypatch, targets):
+def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, loss_targets, targets):
     """None: no --ferplus-targets, which trains on the vote shares (measured best, ablation J)."""
     import torch
 
-    from fer_mine.amacnn import train as training
-
     _ferplus_tree(tmp_path / "data" / "ferplus")
-    seen = []
-
-    class Spy(training.HybridLoss):
-        def forward(self, logits, target):
-            seen.append(target.detach().clone())
-            return super().forward(logits, target)
-
-    monkeypatch.setattr(training, "HybridLoss", Spy)
     args = [*TRAIN, "--data-root", str(tmp_path / "data"), "--datasets", "ferplus", "--epochs", "1",
             "--output", str(tmp_path / "run")] + (["--ferplus-targets", targets] if targets else [])  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    soft = [t for t in seen if t.ndim == 2]
+    soft = [t for t in loss_targets if t.ndim == 2]
     if targets == "majority":
         assert not soft  # class indices
         return
@@ -426,29 +432,35 @@ def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, monkeyp
     assert "ferplus/test" in card["metrics"]  # scored on the majority label, as published
 
 
-def test_datasets_holding_the_same_pictures_train_on_each_picture_once(tmp_path):
-    """`--datasets all` over FER-2013 and FER+: the same pictures, JPEG in one and PNG in the other,
-    under labels that disagree. Each is used once, with the FER+ label."""
+def _ferplus_and_a_kaggle_copy(root) -> None:
+    """FER+ (`_ferplus_tree`) and `kaggle`: its pictures as JPEGs, each under the label after its
+    FER+ majority (a noisier label, as FER-2013's), and 3 pictures a class that FER+ lacks."""
     import cv2
     import numpy as np
 
     from conftest import face_like
     from fer_mine.labels import EMOTIONS
 
-    root = tmp_path / "data"
     _ferplus_tree(root / "ferplus")
     rng = np.random.default_rng(5)
     for split, folder in (("train", "FER2013Train"), ("test", "FER2013Test")):
         for png in sorted((root / "ferplus" / folder).glob("*.png")):
             k = int(png.name[3:6])
-            other = root / "kaggle" / split / EMOTIONS[(k + 1) % 7]  # a noisier label for the same face
+            other = root / "kaggle" / split / EMOTIONS[(k + 1) % 7]
             other.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(
                 str(other / f"{png.stem}.jpg"), cv2.imread(str(png), 0), [cv2.IMWRITE_JPEG_QUALITY, 90]
             )
-    for k, emotion in enumerate(EMOTIONS):  # and pictures only the Kaggle copy has
+    for k, emotion in enumerate(EMOTIONS):
         for i in range(3):
             cv2.imwrite(str(root / "kaggle" / "train" / emotion / f"own{i}.jpg"), face_like(k, rng))
+
+
+def test_datasets_holding_the_same_pictures_train_on_each_picture_once(tmp_path):
+    """`--datasets all` over FER-2013 and FER+: the same pictures, JPEG in one and PNG in the other,
+    under labels that disagree. Each is used once, with the FER+ label."""
+    root = tmp_path / "data"
+    _ferplus_and_a_kaggle_copy(root)
     result = CliRunner().invoke(
         main,
         [
@@ -468,6 +480,38 @@ def test_datasets_holding_the_same_pictures_train_on_each_picture_once(tmp_path)
     assert "kaggle/train: 42 pictures are also in ferplus; they are used once, labelled by ferplus" in said
     images = json.loads((tmp_path / "r" / "model.json").read_text())["training"]["images"]
     assert images["train"] + images["val"] == 42 + 21  # FER+'s 42 once, and the Kaggle copy's own 21
+
+
+def test_votes_from_another_dataset_blend_into_the_targets_of_the_same_pictures(tmp_path, loss_targets):
+    """FER-2013 trained with FER+'s votes for its pictures: (1 - W) x own label + W x votes."""
+    import torch
+
+    root = tmp_path / "data"
+    _ferplus_and_a_kaggle_copy(root)
+    args = [*TRAIN, "--data-root", str(root), "--datasets", "kaggle", "--epochs", "1"]
+    weighted = [*args, "--votes-from", "ferplus", "--votes-weight", "0.4", "--output", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, weighted)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "42 of 63 training pictures are in ferplus too" in said
+    rows = torch.cat([t for t in loss_targets if t.ndim == 2]).sort(dim=1).values[:, -2:]
+    # own label (FER+'s second choice, 3 votes of 10) 0.6 + 0.4 x 0.3; FER+'s majority 0.4 x 0.7
+    blended = torch.isclose(rows, torch.tensor([0.28, 0.72])).all(1)
+    alone = torch.isclose(rows, torch.tensor([0.0, 1.0])).all(1)
+    assert blended.any() and alone.any() and (blended | alone).all()
+    card = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert card["training"]["recipe"]["votes_from"] == "ferplus"
+    assert list(card["metrics"]) == ["kaggle/test"]  # scored on its own labels only
+    for extra, message in (
+        (["--votes-from", "kaggle"], "one of the trained --datasets"),
+        (["--votes-from", "nowhere"], "not in"),
+        (
+            ["--votes-from", "ferplus", "--ferplus-targets", "majority"],
+            "needs --ferplus-targets distribution",
+        ),
+    ):
+        refused = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "x"), *extra])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
 
 
 def test_compare_scores_each_model_with_and_without_flip_against_the_baseline(trained, tmp_path, monkeypatch):

@@ -39,8 +39,10 @@ def variants(
     quantised = torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
     )
+    kept = bool(card.int8 and card.int8["kept"])
+    float32 = "--precision float32" if kept else "run's default on CPU"
     found = {
-        "float32, channels_last, BN folded (--precision float32)": model,
+        f"float32, channels_last, BN folded ({float32})": model,
         "float32, channels_last, BN not folded": unfolded,
         "float32, contiguous NCHW": eager_nchw,
         "float32, torch.compile": torch.compile(copy.deepcopy(model)),
@@ -71,7 +73,7 @@ def main() -> None:
     if args.baseline:
         from fer_mine.amacnn.ensemble import check_shared_split
 
-        baseline, baseline_card = load_model(args.baseline)
+        baseline, baseline_card = load_model(args.baseline, precision="auto")  # int8 where its card keeps it
         check_shared_split([card, baseline_card])  # the same validation images, the same input
         label = f"baseline: {baseline_card.name} ({baseline_card.members} network(s)), as `run` calls it"
         models = {label: baseline, **models}

@@ -43,6 +43,9 @@ class TrainOptions:
     # tests keep the trained dataset's own labels
     votes_from: str = ""
     votes_weight: float = 0.5
+    # also train on each dataset's own `valid` split (FER+ has one; validation is still carved from
+    # `train`, so models trained with and without it share their validation pictures)
+    train_on_valid: bool = False
     time_limit_min: float = 0.0  # stop after the epoch that passes this; 0 = no limit
     name: str = "amacnn"
     init_from: str = ""  # start from these weights (a model folder) instead of random ones

@@ -125,10 +125,43 @@ def prepare_data(
         train = _blend_votes(train, votes, preprocess, labels, options.votes_weight, notes)
     label_names = [labels[i] for i in train.labels]
     keep, held = stratified_split(label_names, options.val_fraction, options.split_seed)
-    counts = {"train": len(keep), "val": len(held)} | {k: len(v.ids) for k, v in tests.items()}
+    train, val = _take(train, keep), _take(train, held)
+    if options.train_on_valid:  # after the carve: validation stays the same pictures either way
+        train = _concat(
+            [train, _valid_splits(datasets, preprocess, labels, [train, val, *tests.values()], notes)]
+        )
+    counts = {"train": len(train.ids), "val": len(val.ids)} | {k: len(v.ids) for k, v in tests.items()}
     for note in notes:
         log(note)
-    return PreparedData(labels, _take(train, keep), _take(train, held), tests, counts, notes)
+    return PreparedData(labels, train, val, tests, counts, notes)
+
+
+def _valid_splits(
+    datasets: list[Dataset],
+    preprocess: Preprocess,
+    labels: tuple[str, ...],
+    seen: list[LoadedSplit],
+    notes: list[str],
+) -> LoadedSplit:
+    """Each dataset's own `valid` split, to train on (FER+'s FER2013Valid: FER-2013's PublicTest
+    pictures, relabelled), less the pictures that training, validation or a test split already
+    hold, up to re-encoding noise."""
+    parts: list[LoadedSplit] = []
+    for dataset in datasets:
+        if "valid" not in dataset.splits:
+            raise FerMineError(f"--train-on-valid: dataset {dataset.name} has no valid split")
+        loaded = load_split(dataset.splits["valid"], preprocess, labels)
+        held = same_pictures(loaded.images, [s.images for s in seen + parts])
+        notes.append(
+            f"{dataset.name}/valid: {int((~held).sum())} pictures join training"
+            + (
+                f"; {int(held.sum())} are already in training, validation or a test split"
+                if held.any()
+                else ""
+            )
+        )
+        parts.append(_take(loaded, np.flatnonzero(~held).tolist()))
+    return _concat(parts)
 
 
 def _one_copy_per_picture(

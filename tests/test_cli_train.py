@@ -386,7 +386,7 @@ def loss_targets(monkeypatch) -> list:
 
 
 def _ferplus_tree(root, per_class: int = 6) -> None:
-    """FER+ layout: each image 7 votes for its class and 3 for the next one."""
+    """FER+ layout (train, test, valid): each image 7 votes for its class and 3 for the next one."""
     import cv2
     import numpy as np
 
@@ -396,7 +396,7 @@ def _ferplus_tree(root, per_class: int = 6) -> None:
 
     column = {ALIASES[c]: i for i, c in enumerate(FERPLUS_COLUMNS[:8])}
     rng = np.random.default_rng(0)
-    for folder, count in (("FER2013Train", per_class), ("FER2013Test", 2)):
+    for folder, count in (("FER2013Train", per_class), ("FER2013Test", 2), ("FER2013Valid", 2)):
         (root / folder).mkdir(parents=True)
         rows = []
         for k, emotion in enumerate(EMOTIONS):
@@ -430,6 +430,33 @@ def test_ferplus_distribution_targets_train_on_the_vote_shares(tmp_path, loss_ta
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["training"]["recipe"]["ferplus_targets"] == "distribution"
     assert "ferplus/test" in card["metrics"]  # scored on the majority label, as published
+
+
+def test_train_on_valid_adds_the_valid_split_to_training_and_keeps_validation(tmp_path):
+    import shutil as sh
+
+    root = tmp_path / "data"
+    _ferplus_tree(root / "ferplus")
+    valid, test = root / "ferplus" / "FER2013Valid", root / "ferplus" / "FER2013Test"
+    sh.copy(test / "fer0000000.png", valid / "fer0000000.png")  # a valid picture that is a test picture
+    args = [*TRAIN, "--data-root", str(root), "--epochs", "1"]
+    images = {}
+    for extra in ([], ["--train-on-valid"]):
+        out = tmp_path / f"r{len(extra)}"
+        result = CliRunner().invoke(main, [*args, "--datasets", "ferplus", "--output", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        images[bool(extra)] = json.loads((out / "model.json").read_text())["training"]["images"]
+    said = " ".join(result.output.split())
+    assert (
+        "ferplus/valid: 13 pictures join training; 1 are already in training, validation or a test split"
+        in said
+    )
+    assert images[True] == images[False] | {"train": images[False]["train"] + 13}
+    _ferplus_and_a_kaggle_copy(tmp_path / "k")
+    refused = CliRunner().invoke(
+        main, [*args, "--data-root", str(tmp_path / "k"), "--datasets", "kaggle", "--train-on-valid"]
+    )
+    assert refused.exit_code == 2 and "kaggle has no valid split" in refused.output
 
 
 def _ferplus_and_a_kaggle_copy(root) -> None:

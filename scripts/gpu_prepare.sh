@@ -6,6 +6,8 @@
 # files 15.5 MiB, these wheels 9.2 MiB (the matplotlib stack, WITH_MATPLOTLIB=1, 24 MB more),
 # FER-2013's training pictures 32.5 MiB (the whole dataset, 42 MB, would not fit). FER+'s are
 # 40.1 MiB (session 8): carry .gpu/whl and .gpu/ferplus-train.tar.xz alone, not the whole .gpu.
+# Since session 11 `python3 scripts/gpu_dataset.py ROOT ferplus --pictures-from fer2013` writes FER+
+# as links to FER-2013's pictures (5.5 MiB, its valid split included): carry it beside FER-2013's.
 set -eu
 root=$1; dataset=$2
 wheels="kornia kornia_rs safetensors click rich markdown-it-py mdurl pygments"

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer_mine.amacnn.datasets import LoadedSplit, load_split, resolve_datasets
 from fer_mine.amacnn.ensemble import validation_split_of
 from fer_mine.amacnn.metrics import mcnemar_exact
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
-from fer_mine.amacnn.train import PreparedData, metrics_of, predict_split
+from fer_mine.amacnn.train import PreparedData, metrics_of, nearest_pictures, predict_split
 from fer_mine.amacnn.weights import ModelCard
 from fer_mine.errors import FerMineError
 
@@ -95,15 +94,13 @@ def compare(
 
 
 def relabel(val: LoadedSplit, other: LoadedSplit) -> tuple[np.ndarray, np.ndarray]:
-    """Which validation pictures `other` holds too (its nearest picture within SAME_PICTURE) and
-    their labels there: a mask over `val`, and labels for every validation picture."""
-    if not len(other.labels):
-        return np.zeros(len(val.labels), bool), np.zeros(len(val.labels), np.int64)
-    mine = torch.from_numpy(val.images.reshape(len(val.images), -1)).float()
-    theirs = torch.from_numpy(other.images.reshape(len(other.images), -1)).float()
-    nearest = torch.cat([torch.cdist(chunk, theirs).argmin(1) for chunk in mine.split(256)])
-    error = (mine - theirs[nearest]).abs().mean(1)
-    return (error <= SAME_PICTURE).numpy(), other.labels[nearest.numpy()]
+    """Which validation pictures `other` holds too (`nearest_pictures`, within SAME_PICTURE) and
+    their labels there: a mask over `val`, and labels for every validation picture (0 where none)."""
+    copy = nearest_pictures(val.images, other.images, SAME_PICTURE)
+    found = copy >= 0
+    labels = np.zeros(len(copy), np.int64)
+    labels[found] = other.labels[copy[found]]
+    return found, labels
 
 
 def other_label_split(card: ModelCard, data_root: Path, name: str) -> LoadedSplit:

@@ -1,33 +1,51 @@
-"""int8 inference on the CPU: torch.ao FX static quantisation, with its calibration stored.
+"""int8 inference on the CPU: torch.ao FX quantisation, with what it learned stored.
 
-Calibration (activation ranges observed on 1,024 training images, never validation ones) runs
-once, in `fer-mine quantize`, and its observer state is saved beside the weights as
-`model.int8.safetensors`, its sha256 in the card. Loading rebuilds the int8 network from the
-float weights and that state, identically and in under a second, so neither training data nor a
-pickled module ships. The card says whether int8 is kept: only when its validation accuracy,
-with the TTA `run` uses, is within 0.1 point of float32 (issue 11, item 6); then `run` and
-`evaluate` use it on the CPU unless told `--precision float32`. On CUDA the network stays
-float32 (these int8 kernels are CPU ones).
+`fer-mine quantize` runs once per model, on its training images (never validation ones), by one
+of two methods the card records:
+- `qat` (the default): quantisation-aware fine-tuning. A fake-quantised copy of the network
+  learns the float32 network's own outputs for a few hundred steps, so int8 follows float32
+  rather than drifting towards the labels (README, Benchmarks: session 12). Its whole state
+  (weights in float16, quantiser ranges) is saved.
+- `static`: activation ranges observed on 1,024 images, the weights untouched; only the
+  observers' state is saved.
+Either is saved beside the weights as `model.int8.safetensors`, its sha256 in the card. Loading
+rebuilds the int8 network from that state, identically and in about a second, so neither
+training data nor a pickled module ships. The card says whether int8 is kept: only when its
+validation accuracy, with the TTA `run` uses, is within 0.1 point of float32 (issue 11, item 6);
+then `run` and `evaluate` use it on the CPU unless told `--precision float32`. On CUDA the
+network stays float32 (these int8 kernels are CPU ones).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
+from fer_mine.amacnn.recipe import QAT_STEPS
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline.defaults import PRECISIONS
+from fer_mine.transforms.preprocess import Preprocess
 
 INT8_FILE = "model.int8.safetensors"
 ENGINE = "x86"  # oneDNN + FBGEMM kernels; what torch picks on x86 CPUs
 CALIBRATION_IMAGES = 1024
+METHODS = ("qat", "static")
+# quantisation-aware fine-tuning: QAT_STEPS (the recipe's) batches of QAT_BATCH, 1.4 passes over
+# FER-2013's training images
+QAT_BATCH = 128
+QAT_LR = 1e-5  # Adam, cosine to 0: a nudge, the float32 weights are already good
+QAT_OBSERVE_BATCHES = 8  # batches that set the ranges before the first step
+DEAD_SCALE = 1e-5  # what an exactly-zero BatchNorm scale becomes for QAT (`_revived`)
 TOLERANCE = 0.001  # int8 is kept when validation accuracy falls by no more than this
 
 
@@ -80,23 +98,107 @@ def calibrate(model: AMACNN | AMACNNEnsemble, images: torch.Tensor) -> dict[str,
     return state
 
 
-def quantize(model: AMACNN | AMACNNEnsemble, state: dict[str, torch.Tensor]) -> nn.Module:
-    """The int8 network from float weights (BatchNorm not folded) and a calibration's state."""
+def _revived(member: AMACNN) -> AMACNN:
+    """A copy whose exactly-zero BatchNorm scales are DEAD_SCALE. QAT folds each BatchNorm into its
+    convolution and divides by that scale (NaN otherwise); such a channel outputs its shift either
+    way. Weight decay zeroes many: 293 of the 1,440 in amacnn-fer2013."""
+    member = copy.deepcopy(member)
+    with torch.no_grad():
+        for module in member.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight[module.weight == 0] = DEAD_SCALE
+    return member
+
+
+def _prepared_qat(member: AMACNN) -> nn.Module:
+    """The member with torch.ao's fake quantisers in place, BatchNorm statistics frozen (the float
+    network's stay: a few hundred steps would only make them noisier)."""
+    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    torch.backends.quantized.engine = ENGINE
+    cfg = member.config
+    example = torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)
+    prepared = prepare_qat_fx(_revived(member).train(), get_default_qat_qconfig_mapping(ENGINE), (example,))
+    prepared.apply(freeze_bn_stats)
+    return prepared
+
+
+def fine_tune(
+    model: AMACNN | AMACNNEnsemble,
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    steps: int = QAT_STEPS,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Quantisation-aware fine-tuning of every member on uint8 `images` (N x C x H x W): the
+    fake-quantised copy learns the float network's softmax (KL divergence) on augmented images,
+    its ranges observed for the first half of the steps, then fixed. Returns every member's
+    whole state (keys prefixed with the member's index) for `quantize(..., method="qat")`."""
+    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
+    from torch.ao.quantization import disable_observer
+
+    from fer_mine.transforms.augment import training_augmentation
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the augmentation draws from torch's global generator
+    augment = training_augmentation(1.0)
+    members = networks_of(model)
+    state = {}
+    with _quiet():
+        for index, member in enumerate(members):
+            member.eval()
+            student = _prepared_qat(member)
+            with torch.no_grad():
+                for start in range(0, QAT_OBSERVE_BATCHES * QAT_BATCH, QAT_BATCH):
+                    student(preprocess.normalize(images[start : start + QAT_BATCH]))
+            optimizer = torch.optim.Adam(student.parameters(), lr=QAT_LR)
+            for step in range(steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = QAT_LR * 0.5 * (1 + math.cos(math.pi * step / steps))
+                chosen = torch.randint(len(images), (QAT_BATCH,), generator=generator)
+                batch = augment(images[chosen].float().div_(255.0)).clamp_(0.0, 1.0)
+                batch = preprocess.normalize(batch)
+                with torch.no_grad():
+                    target = member(batch).softmax(dim=1)
+                student.train()
+                student.apply(freeze_bn_stats)
+                loss = F.kl_div(student(batch).log_softmax(dim=1), target, reduction="batchmean")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if step + 1 == steps // 2:
+                    student.apply(disable_observer)
+                if progress:
+                    progress(index * steps + step + 1, len(members) * steps)
+            state.update({f"{index}.{k}": v.detach() for k, v in student.state_dict().items()})
+    return state
+
+
+def quantize(
+    model: AMACNN | AMACNNEnsemble, state: dict[str, torch.Tensor], method: str = "static"
+) -> nn.Module:
+    """The int8 network from float weights (BatchNorm not folded) and the state `method` saved:
+    a static calibration's observers, or a QAT fine-tuning's whole state (its own weights)."""
     from torch.ao.quantization.quantize_fx import convert_fx
 
+    if method not in METHODS:
+        raise FerMineError(f"unknown int8 method {method!r} in the model card; run `fer-mine quantize` again")
     converted = []
     with _quiet():
         for index, member in enumerate(networks_of(model)):
-            prepared = _prepared(member)
+            prepared = _prepared_qat(member) if method == "qat" else _prepared(member)
             mine = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(index)}
-            expected = {k for k in prepared.state_dict() if "activation_post_process" in k}
+            expected = {k for k in prepared.state_dict() if method == "qat" or "activation_post_process" in k}
             if set(mine) != expected:  # another torch numbers its observers differently
                 raise FerMineError(
                     f"the int8 calibration does not fit this torch ({torch.__version__}); run "
                     "`fer-mine quantize` again for this model, or use --precision float32"
                 )
             prepared.load_state_dict(mine, strict=False)
-            converted.append(convert_fx(prepared))
+            converted.append(convert_fx(prepared.eval()))
     if isinstance(model, AMACNNEnsemble):
         model.members = nn.ModuleList(converted)
         return model
@@ -104,8 +206,16 @@ def quantize(model: AMACNN | AMACNNEnsemble, state: dict[str, torch.Tensor]) -> 
 
 
 def save_calibration(state: dict[str, torch.Tensor], path: Path) -> None:
-    # observers shared by several inputs (the stem's concatenation) appear under each name: copies
-    save_file({k: v.clone().contiguous() for k, v in state.items()}, str(path), metadata={"engine": ENGINE})
+    """Observers shared by several inputs (the stem's concatenation) appear under each name, so
+    each is copied. A QAT state's weights are stored in float16 (half the size; int8 keeps 8
+    bits of them), its quantiser ranges in float32; `calibrate_model` scores what was stored."""
+
+    def stored(key: str, value: torch.Tensor) -> torch.Tensor:
+        ranges = "fake_quant" in key or "activation_post_process" in key
+        return value.half() if value.is_floating_point() and not ranges else value
+
+    tensors = {k: stored(k, v).clone().contiguous() for k, v in state.items()}
+    save_file(tensors, str(path), metadata={"engine": ENGINE})
 
 
 def load_calibration(path: Path) -> dict[str, torch.Tensor]:
@@ -129,10 +239,18 @@ def resolve_precision(requested: str, card, device: str) -> str:
     return requested
 
 
-def calibrate_model(model_path: str | Path | None, data_root: Path, tta: bool, log=print) -> dict:
-    """Calibrate a model on its own training images, store the calibration beside its weights,
-    score float32 and int8 on its validation split (with `tta`) and record in its card whether
-    int8 is kept. Returns the card's int8 entry."""
+def calibrate_model(
+    model_path: str | Path | None,
+    data_root: Path,
+    tta: bool,
+    qat_steps: int = QAT_STEPS,
+    log=print,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Quantise a model on its own training images (QAT for `qat_steps`, or a static calibration
+    when 0), store the result beside its weights, score float32 and the stored int8 on its
+    validation split (with `tta`) and record in its card whether int8 is kept. Returns the
+    card's int8 entry."""
     from fer_mine.amacnn.catalog import CARD_FILE
     from fer_mine.amacnn.ensemble import validation_data
     from fer_mine.amacnn.train import _to_device_images, evaluate_loaded
@@ -142,17 +260,30 @@ def calibrate_model(model_path: str | Path | None, data_root: Path, tta: bool, l
         raise FerMineError(f"this torch has no {ENGINE} int8 engine")
     card, weights_path = read_card(model_path)
     data = validation_data(card, data_root, log)
-    chosen = torch.randperm(len(data.train.labels), generator=torch.Generator().manual_seed(0))
-    chosen = chosen[:CALIBRATION_IMAGES].numpy()
-    images = card.preprocess.normalize(_to_device_images(data.train.images[chosen], torch.device("cpu")))
-    log(f"calibrating int8 on {len(chosen)} training images of {card.name}")
-    state = calibrate(load_model(model_path, fold_bn=False)[0], images)
+    images = _to_device_images(data.train.images, torch.device("cpu"))
+    method = "qat" if qat_steps else "static"
+    if method == "qat":
+        log(
+            f"quantisation-aware fine-tuning of {card.name}: {qat_steps} steps of {QAT_BATCH} training images"
+        )
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+        state = fine_tune(load_model(model_path, fold_bn=False)[0], images[order], card.preprocess, qat_steps,
+                          progress=progress)  # fmt: skip
+        how = (
+            f"quantisation-aware fine-tuning: {qat_steps} steps of {QAT_BATCH} augmented training images "
+            f"(seed 0; never validation ones), Adam lr {QAT_LR} cosine, towards float32's own outputs"
+        )
+    else:
+        chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
+        log(f"calibrating int8 on {len(chosen)} training images of {card.name}")
+        state = calibrate(load_model(model_path, fold_bn=False)[0], card.preprocess.normalize(images[chosen]))
+        how = f"static: activation ranges of {len(chosen)} training images (seed 0), never validation ones"
     path = weights_path.with_name(INT8_FILE)
     save_calibration(state, path)
     accuracy = {}
     for precision, model in (
         ("float32", load_model(model_path)[0]),
-        ("int8", quantize(load_model(model_path, fold_bn=False)[0], state)),
+        ("int8", quantize(load_model(model_path, fold_bn=False)[0], load_calibration(path), method)),
     ):
         log(f"scoring {precision} on {len(data.val.labels)} validation images")
         accuracy[precision] = evaluate_loaded(model, data.val, card.preprocess, card.labels, tta)["accuracy"]
@@ -161,7 +292,8 @@ def calibrate_model(model_path: str | Path | None, data_root: Path, tta: bool, l
         "sha256": sha256_of(path),
         "engine": ENGINE,
         "torch": torch.__version__,
-        "calibration": f"{len(chosen)} training images (seed 0), never validation ones",
+        "method": method,
+        "calibration": how,
         "validation": {"images": len(data.val.labels), "tta": tta, **accuracy},
         # the issue's rule for a CPU speed-up: equal accuracy, within 0.1 point
         "kept": accuracy["int8"] >= accuracy["float32"] - TOLERANCE,

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 SCHEDULES = ("constant", "cosine")
 FERPLUS_TARGETS = ("majority", "distribution")
+# `fer-mine quantize`: quantisation-aware fine-tuning steps (amacnn/quantize.py); 0 is a static
+# calibration. Chosen on amacnn-fer2013's validation split (README, Benchmarks: session 12).
+QAT_STEPS = 300
 
 
 @dataclass

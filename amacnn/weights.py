@@ -38,7 +38,7 @@ class ModelCard:
     members: int = 1  # more than one: an ensemble of that many AMACNNs, probabilities averaged
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    # `fer-mine quantize`'s calibration: file, sha256, validation figures, whether int8 is kept
+    # `fer-mine quantize`'s int8: method (qat, static), file, sha256, validation figures, whether kept
     int8: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -164,7 +164,7 @@ def load_model(
     model.eval()
     if precision == "int8":
         calibration = quantize.load_calibration(verify_calibration(card, weights_path))
-        return quantize.quantize(model, calibration), card
+        return quantize.quantize(model, calibration, card.int8.get("method", "static")), card
     if fold_bn:
         fold_batchnorm(model)
     model.to(device=device, memory_format=torch.channels_last)

@@ -5,9 +5,10 @@
 
 Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
 does with --precision float32, and on CUDA), the same without folding, eager contiguous (NCHW),
-torch.compile, int8 dynamic quantisation of the linear layers and, where the card has one, int8
-static quantisation with the calibration `fer-mine quantize` stored (torch.ao FX graph mode, x86
-engine, 1,024 training images: what `run` uses on the CPU when the card keeps it). Each is
+torch.compile, int8 dynamic quantisation of the linear layers and, where the card has one, the
+int8 network `fer-mine quantize` stored (torch.ao FX graph mode, x86 engine; quantisation-aware
+fine-tuning or a static calibration, as the card says: what `run` uses on the CPU when the card
+keeps it). Each is
 timed on batches of preprocessed faces with flip TTA (two passes, as `run` classifies), median
 of --repeats, the variants interleaved round by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
 only worth taking at equal accuracy, within 0.1 point). --baseline times another model (say
@@ -50,7 +51,8 @@ def variants(
     }
     if card.int8:  # `fer-mine quantize`'s calibration, as run loads it
         kept = "run's default on CPU" if card.int8["kept"] else "not kept: --precision int8"
-        found[f"int8 static, shipped calibration ({kept})"] = load_model(model_path, precision="int8")[0]
+        method = card.int8.get("method", "static")
+        found[f"int8 {method}, shipped ({kept})"] = load_model(model_path, precision="int8")[0]
     return found
 
 

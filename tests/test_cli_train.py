@@ -122,9 +122,9 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
     assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]
 
 
-@pytest.mark.parametrize("tolerance, kept", [(1.0, True), (-1.0, False)])
+@pytest.mark.parametrize("tolerance, kept, steps", [(1.0, True, 20), (-1.0, False, 0)])
 def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
-    trained, tmp_path, monkeypatch, tolerance, kept
+    trained, tmp_path, monkeypatch, tolerance, kept, steps
 ):
     from fer_mine.amacnn import quantize
 
@@ -133,12 +133,24 @@ def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
     shutil.copytree(out, model)
     monkeypatch.setattr(quantize, "TOLERANCE", tolerance)  # the real rule: 0.1 point
     result = CliRunner().invoke(
-        main, ["quantize", "--model", str(model), "--data-root", str(root), "--threads", "1"]
+        main,
+        [
+            "quantize",
+            "--model",
+            str(model),
+            "--data-root",
+            str(root),
+            "--threads",
+            "1",
+            "--qat-steps",
+            str(steps),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert ("kept: run and evaluate use int8" in result.output) is kept
     card = json.loads((model / "model.json").read_text())
     entry = card["int8"]
+    assert entry["method"] == ("qat" if steps else "static") and f"({entry['method']})" in result.output
     assert entry["kept"] is kept and entry["validation"]["images"] == 7 and entry["validation"]["tta"] is True
     assert set(entry["validation"]) >= {"float32", "int8"}
     from fer_mine.amacnn.weights import sha256_of

@@ -42,7 +42,21 @@ def test_the_readme_results_table_states_what_the_shipped_cards_record():
             "fer2013/test+tta"
         ]["PrivateTest"],
     }
+    ferplus = json.loads((shipped_model_dir("amacnn-ferplus") / CARD_FILE).read_text())
+    used = (
+        "what `fer-mine run --model amacnn-ferplus` uses on the CPU"
+        if ferplus["int8"]["kept"]
+        else "not the default"
+    )
+    rows |= {
+        "amacnn-ferplus | FER+ test (majority label)": ferplus["metrics"]["ferplus/test"],
+        "amacnn-ferplus + flip TTA | FER+ test (majority label)": ferplus["metrics"]["ferplus/test+tta"],
+        f"amacnn-ferplus + flip TTA, int8 ({used}) | FER+ test (majority label)": ferplus["int8"]["metrics"][
+            "ferplus/test+tta"
+        ],
+    }
     for row, recorded in rows.items():
         stated = re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| \**([\d.]+)%", readme, re.M)
         assert stated, row
-        assert float(stated.group(1)) == round(100 * recorded["accuracy"], 1), row
+        decimals = len(stated.group(1).partition(".")[2])  # as many as the README shows
+        assert float(stated.group(1)) == round(100 * recorded["accuracy"], decimals), row

@@ -177,3 +177,42 @@ def test_int8_rebuilt_from_the_stored_calibration_is_the_calibrated_network(tmp_
     with torch.no_grad():
         assert torch.equal(calibrated(faces), rebuilt(faces))
         assert (rebuilt(faces).softmax(1) - model(faces).softmax(1)).abs().max() < 0.1  # and near float32
+
+
+def test_qat_int8_survives_dead_channels_and_is_rebuilt_from_its_stored_state(tmp_path):
+    """Quantisation-aware fine-tuning on a network whose BatchNorm zeroed some channels (as weight
+    decay does: 293 of amacnn-fer2013's 1,440) still gives int8 faces close to float32, and the
+    int8 network `run` rebuilds from the stored file (float16 weights) is the fine-tuned one."""
+    from copy import deepcopy
+
+    from fer_mine.amacnn import quantize
+    from fer_mine.amacnn.model import build_model
+    from fer_mine.transforms.preprocess import Preprocess
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    cfg = model.config
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight[::4] = 0.0  # dead channels: QAT's conv-BN folding divides by these
+    preprocess = Preprocess(size=cfg.input_size, channels=cfg.in_channels)
+    images = torch.randint(0, 256, (256, cfg.in_channels, cfg.input_size, cfg.input_size), dtype=torch.uint8)
+    seen = []
+    state = quantize.fine_tune(
+        model, images, preprocess, steps=6, progress=lambda done, total: seen.append(done)
+    )
+    assert seen == [1, 2, 3, 4, 5, 6]
+    quantize.save_calibration(state, tmp_path / "int8.safetensors")
+    fine_tuned = quantize.quantize(deepcopy(model), state, "qat")
+    rebuilt = quantize.quantize(
+        deepcopy(model), quantize.load_calibration(tmp_path / "int8.safetensors"), "qat"
+    )
+    faces = preprocess.normalize(images[:32])
+    with torch.no_grad():
+        expected = model(faces).softmax(1)
+        got = rebuilt(faces).softmax(1)
+        assert torch.isfinite(got).all()
+        assert (got - fine_tuned(faces).softmax(1)).abs().max() < 0.02  # float16 storage
+        assert (got - expected).abs().max() < 0.1  # and near float32
+        assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.9

@@ -120,9 +120,9 @@ def _faces_of(folder: Path) -> dict:
 
 
 def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
-    """`run --precision int8` (the CPU's default where a card keeps its calibration) and a user
-    comparing with --precision float32 see the same labels, each probability within a few
-    points, and each table says which arithmetic made it."""
+    """`run --precision int8` (the CPU's default where a card keeps its int8 network) and a user
+    comparing with --precision float32 see the same labels but on near-ties, each probability
+    within a few points, and each table says which arithmetic made it."""
     for precision in ("int8", "float32"):
         args = ["run", "--quiet", "--input", str(SAMPLES), "--output", str(tmp_path / precision)]
         result = CliRunner().invoke(main, [*args, "--precision", precision])
@@ -130,7 +130,10 @@ def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
     int8, float32 = _faces_of(tmp_path / "int8"), _faces_of(tmp_path / "float32")
     assert int8.keys() == float32.keys() and len(int8) >= 10
     assert {f[1] for f in int8.values()} == {"int8"} and {f[1] for f in float32.values()} == {"float32"}
-    assert sum(int8[k][0] == float32[k][0] for k in int8) >= len(int8) - 1
+    assert sum(int8[k][0] == float32[k][0] for k in int8) >= len(int8) - 2
+    for k in int8:  # a label may change only where float32 had it within 5 points of its own
+        probabilities = dict(zip(EMOTIONS, float32[k][2:], strict=True))
+        assert max(probabilities.values()) - probabilities[int8[k][0]] < 0.05, k
     assert max(abs(a - b) for k in int8 for a, b in zip(int8[k][2:], float32[k][2:], strict=True)) < 0.1
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fer_mine.amacnn.presets import PRESETS
-from fer_mine.amacnn.recipe import FERPLUS_TARGETS, QAT_STEPS, SCHEDULES, TrainOptions
+from fer_mine.amacnn.recipe import FERPLUS_TARGETS, OPTIMIZERS, QAT_STEPS, SCHEDULES, TrainOptions
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline.defaults import (
     DEFAULT_ALIGN,
@@ -157,6 +157,14 @@ def _threads(threads: int | None) -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=RECIPE.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=RECIPE.lr, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=RECIPE.weight_decay, show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS),
+    default=RECIPE.optimizer,
+    show_default=True,
+    help="adam applies --weight-decay as an L2 gradient (the paper's), which can switch BatchNorm "
+    "channels off; adamw decouples it (README, ablation R).",
+)
 @click.option(
     "--patience",
     type=click.IntRange(1),

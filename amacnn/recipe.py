@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 SCHEDULES = ("constant", "cosine")
 FERPLUS_TARGETS = ("majority", "distribution")
+OPTIMIZERS = ("adam", "adamw")
 # `fer-mine quantize`: quantisation-aware fine-tuning steps (amacnn/quantize.py); 0 is a static
 # calibration. Chosen on amacnn-fer2013's validation split (README, Benchmarks: session 12).
 QAT_STEPS = 300
@@ -24,6 +25,10 @@ class TrainOptions:
     batch_size: int = 32
     lr: float = 5e-4
     weight_decay: float = 1e-4
+    # adam: the decay as an L2 term of the gradient (the paper's), which Adam's scaling lets switch
+    # BatchNorm channels off (293 of amacnn-fer2013's 1,440 scales are 0, ablation R); adamw:
+    # decoupled decay (Loshchilov & Hutter 2019), a fixed share of each weight per step
+    optimizer: str = "adam"
     patience: int = 10  # early stopping: epochs without a better validation accuracy
     val_fraction: float = 0.1  # carved from training data, stratified
     seed: int = 0  # initial weights, batch order, augmentation

@@ -38,7 +38,7 @@ from fer_mine.amacnn.model import (
     class_probabilities,
     pick_device,
 )
-from fer_mine.amacnn.recipe import FERPLUS_TARGETS, SCHEDULES, TrainOptions
+from fer_mine.amacnn.recipe import FERPLUS_TARGETS, OPTIMIZERS, SCHEDULES, TrainOptions
 from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
 from fer_mine.labels import CONTEMPT, EMOTIONS
@@ -352,6 +352,8 @@ def train(
         raise FerMineError(f"unknown preset {options.preset!r}; choose from {', '.join(PRESETS)}")
     if options.schedule not in SCHEDULES:
         raise FerMineError(f"unknown schedule {options.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if options.optimizer not in OPTIMIZERS:
+        raise FerMineError(f"unknown optimizer {options.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if options.ferplus_targets not in FERPLUS_TARGETS:
         raise FerMineError(f"--ferplus-targets: choose from {', '.join(FERPLUS_TARGETS)}")
     device = device or pick_device()
@@ -421,7 +423,8 @@ def train(
         options.focal_weight,
         label_smoothing=options.label_smoothing,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    optimizer_class = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     augment = training_augmentation(options.augment).to(device) if options.augment > 0 else None
     teacher, teacher_card = (
         _load_teacher(options.teacher, preprocess, data.labels, device, log)

@@ -371,6 +371,33 @@ def test_teacher_adds_a_soft_target_loss_on_every_step(trained, tmp_path, monkey
     assert card["training"]["recipe"]["distill_temperature"] == 3
 
 
+@pytest.mark.parametrize("optimizer, decoupled", [("adam", False), ("adamw", True)])
+def test_optimizer_decides_how_weight_decay_is_applied(trained, tmp_path, monkeypatch, optimizer, decoupled):
+    """--optimizer adamw decays each weight directly (AdamW) instead of through the gradient, the
+    way Adam's L2 term zeroes BatchNorm scales; the card records which ran."""
+    import torch
+
+    root, _, _ = trained
+    made = []
+
+    def spy(cls):
+        class Spy(cls):
+            def __init__(self, params, **kwargs):
+                made.append((cls, kwargs["weight_decay"]))
+                super().__init__(params, **kwargs)
+
+        return Spy
+
+    monkeypatch.setattr(torch.optim, "Adam", spy(torch.optim.Adam))
+    monkeypatch.setattr(torch.optim, "AdamW", spy(torch.optim.AdamW))
+    args = ["--optimizer", optimizer, "--weight-decay", "0.05"]
+    result = train_cli(root, tmp_path / optimizer, 1, *args)
+    assert result.exit_code == 0, result.output
+    assert [(c.__name__, d) for c, d in made] == [("AdamW" if decoupled else "Adam", 0.05)]
+    card = json.loads((tmp_path / optimizer / "model.json").read_text())
+    assert card["training"]["recipe"]["optimizer"] == optimizer
+
+
 def test_distillation_loss_is_zero_for_a_student_that_matches_its_teacher():
     import torch
 

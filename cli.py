@@ -762,7 +762,7 @@ def model_info(model_path) -> None:
                 else "not kept (--precision int8 to use it)"
             )
             out.print(
-                f"  int8 ({card.int8.get('method', 'static')}): {use}; validation {scores['int8']:.2%} "
+                f"  int8 ({card.int8_method}): {use}; validation {scores['int8']:.2%} "
                 f"against {scores['float32']:.2%} "
                 f"for float32{' (flip TTA)' if scores['tta'] else ''}"
             )

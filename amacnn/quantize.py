@@ -137,7 +137,6 @@ def fine_tune(
     fake-quantised copy learns the float network's softmax (KL divergence) on augmented images,
     its ranges observed for the first half of the steps, then fixed. Returns every member's
     whole state (keys prefixed with the member's index) for `quantize(..., method="qat")`."""
-    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
     from torch.ao.quantization import disable_observer
 
     from fer_mine.transforms.augment import training_augmentation
@@ -163,8 +162,6 @@ def fine_tune(
                 batch = preprocess.normalize(batch)
                 with torch.no_grad():
                     target = member(batch).softmax(dim=1)
-                student.train()
-                student.apply(freeze_bn_stats)
                 loss = F.kl_div(student(batch).log_softmax(dim=1), target, reduction="batchmean")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -57,6 +57,11 @@ class ModelCard:
         }
         return {**card, "int8": self.int8} if self.int8 else card
 
+    @property
+    def int8_method(self) -> str:
+        """How `fer-mine quantize` made the int8 network: qat, or static (cards before session 12)."""
+        return self.int8.get("method", "static")
+
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
         if data.get("format") != CARD_FORMAT:
@@ -164,7 +169,7 @@ def load_model(
     model.eval()
     if precision == "int8":
         calibration = quantize.load_calibration(verify_calibration(card, weights_path))
-        return quantize.quantize(model, calibration, card.int8.get("method", "static")), card
+        return quantize.quantize(model, calibration, card.int8_method), card
     if fold_bn:
         fold_batchnorm(model)
     model.to(device=device, memory_format=torch.channels_last)

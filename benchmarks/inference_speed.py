@@ -51,8 +51,7 @@ def variants(
     }
     if card.int8:  # `fer-mine quantize`'s calibration, as run loads it
         kept = "run's default on CPU" if card.int8["kept"] else "not kept: --precision int8"
-        method = card.int8.get("method", "static")
-        found[f"int8 {method}, shipped ({kept})"] = load_model(model_path, precision="int8")[0]
+        found[f"int8 {card.int8_method}, shipped ({kept})"] = load_model(model_path, precision="int8")[0]
     return found
 
 

@@ -305,7 +305,7 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from fer_mine.amacnn.datasets import resolve_datasets
+    from fer_mine.amacnn.datasets import resolve_datasets, resolve_one
     from fer_mine.amacnn.model import pick_device
     from fer_mine.amacnn.train import train as run_training
     from fer_mine.amacnn.weights import verify_weights
@@ -322,10 +322,9 @@ def train(data_root, dataset_names, threads, device, output, resume, time_limit,
     if recipe["votes_from"]:
         if recipe["votes_from"] in {d.name for d in datasets}:
             raise FerMineError(f"--votes-from {recipe['votes_from']}: it is one of the trained --datasets")
-        found, _ = resolve_datasets(root, recipe["votes_from"], recipe["split_seed"], recipe["keep_contempt"])
-        if len(found) != 1:
-            raise FerMineError("--votes-from: name one dataset")
-        votes = found[0]
+        votes = resolve_one(
+            root, recipe["votes_from"], "--votes-from", recipe["split_seed"], recipe["keep_contempt"]
+        )
     options = TrainOptions(**recipe, time_limit_min=time_limit, datasets=[d.name for d in datasets])
     torch_device = pick_device(device)
     console.print(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_mine.amacnn.datasets import LoadedSplit, load_split, resolve_datasets
+from fer_mine.amacnn.datasets import LoadedSplit, load_split, resolve_one
 from fer_mine.amacnn.ensemble import validation_split_of
 from fer_mine.amacnn.metrics import mcnemar_exact
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
@@ -107,10 +107,8 @@ def other_label_split(card: ModelCard, data_root: Path, name: str) -> LoadedSpli
     """Dataset `name`'s training split, decoded for `card`: where the pictures of a validation
     split carved from another dataset's training pictures are found under `name`'s labels."""
     split = validation_split_of(card)
-    datasets, _ = resolve_datasets(data_root, name, split["split_seed"], split["keep_contempt"])
-    if len(datasets) != 1 or "train" not in datasets[0].splits:
-        raise FerMineError(f"--other-labels {name}: name one dataset that has a training split")
-    return load_split(datasets[0].splits["train"], card.preprocess, card.labels)
+    dataset = resolve_one(data_root, name, "--other-labels", split["split_seed"], split["keep_contempt"])
+    return load_split(dataset.splits["train"], card.preprocess, card.labels)
 
 
 def _test_accuracies(model: AMACNN, card: ModelCard, data: PreparedData, tta: bool) -> dict[str, float]:

@@ -262,6 +262,17 @@ def resolve_datasets(
     return [read_dataset(data_root / n, seed, keep_contempt) for n in chosen], notes
 
 
+def resolve_one(
+    data_root: Path, name: str, option: str, seed: int = 0, keep_contempt: bool = False
+) -> Dataset:
+    """The one dataset that `option` (another label set of the same pictures: `--votes-from`,
+    `--other-labels`) names; it must have a training split, where those pictures are."""
+    found, _ = resolve_datasets(data_root, name, seed, keep_contempt)
+    if len(found) != 1 or "train" not in found[0].splits:
+        raise FerMineError(f"{option} {name}: name one dataset that has a training split")
+    return found[0]
+
+
 # Cuts the face to score out of a whole photo: (crop or None when it has no face, faces found)
 FaceCropper = Callable[[np.ndarray], tuple[np.ndarray | None, int]]
 

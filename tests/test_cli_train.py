@@ -571,6 +571,7 @@ def test_votes_from_another_dataset_blend_into_the_targets_of_the_same_pictures(
     for extra, message in (
         (["--votes-from", "kaggle"], "one of the trained --datasets"),
         (["--votes-from", "nowhere"], "not in"),
+        (["--votes-from", "all"], "--votes-from all: name one dataset"),
         (
             ["--votes-from", "ferplus", "--ferplus-targets", "majority"],
             "needs --ferplus-targets distribution",

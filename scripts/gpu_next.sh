@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 11's next lent-GPU step, ready to run: one call per dataset, each eight cycles side by side
+# from the shipped soup (scripts/gpu_train.sh does the work; README ablations P, R, S say why).
+#   bash scripts/gpu_next.sh fer2013 6.5   # carry .gpu/whl .gpu/fer2013-train.tar.xz .gpu/ferplus-linked.tar.xz
+#   bash scripts/gpu_next.sh ferplus 3     # the same carry
+# Half of each set trains with Adam (the lineage's optimizer, weight decay as an L2 gradient: 293
+# of amacnn-fer2013's 1,440 BatchNorm scales are exactly 0), half with AdamW (decoupled decay), at
+# equal seeds otherwise. Back here: score with `fer-mine compare amacnn-<dataset> ... --other-labels`,
+# soup what validation picks (`fer-mine ensemble --soup`), then `fer-mine quantize`.
+# The teacher is the shipped soup itself: as accurate on validation as .gpu/teacher3 (72.77% with
+# flip, both), a third of its cost per step, and nothing to carry. The tree sent is at most 64 MiB:
+# in session 13 the repository took 15.7 MiB and the three carried paths 45.9 MiB (61.6 MiB), after
+# the ablation cards in docs/ were stored without indentation (-2.5 MB) and the wheels lost pygments.
+set -u
+dataset=$1; minutes=$2
+common="--preset cpu --schedule cosine --warmup-epochs 1 --label-smoothing 0.1 --batch-size 256 \
+  --epochs 400 --patience 400 --split-seed 0"
+case $dataset in
+  fer2013)
+    C="$common --init amacnn-fer2013 --teacher amacnn-fer2013 --votes-from ferplus --votes-weight 0.3 --lr 4e-4"
+    set -- A1="$C --seed 111" A2="$C --seed 112" A3="$C --seed 113" A4="$C --seed 114" \
+      W1="$C --optimizer adamw --seed 111" W2="$C --optimizer adamw --seed 112" \
+      W3="$C --optimizer adamw --seed 113" W4="$C --optimizer adamw --seed 114" ;;
+  ferplus)
+    C="$common --init amacnn-ferplus --teacher amacnn-ferplus --ferplus-targets distribution"
+    set -- A1="$C --lr 1e-3 --seed 121" A2="$C --lr 5e-4 --seed 122" \
+      V1="$C --lr 1e-3 --seed 121 --train-on-valid" V2="$C --lr 5e-4 --seed 122 --train-on-valid" \
+      W1="$C --lr 1e-3 --seed 121 --optimizer adamw" W2="$C --lr 5e-4 --seed 122 --optimizer adamw" \
+      X1="$C --lr 1e-3 --seed 121 --optimizer adamw --train-on-valid" \
+      X2="$C --lr 5e-4 --seed 122 --optimizer adamw --train-on-valid" ;;
+  *) echo "usage: bash scripts/gpu_next.sh fer2013|ferplus MINUTES"; exit 2 ;;
+esac
+exec bash scripts/gpu_train.sh "$dataset" "$minutes" "$@"

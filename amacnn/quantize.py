@@ -65,16 +65,23 @@ def supported() -> bool:
     return ENGINE in torch.backends.quantized.supported_engines
 
 
-def _prepared(member: AMACNN) -> nn.Module:
-    """The member with torch.ao's observers in place (FX fuses conv + BN + ReLU itself, so the
-    model must not have its BatchNorm folded first)."""
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx
+def _prepared(member: AMACNN, method: str = "static") -> nn.Module:
+    """The member with torch.ao's quantisers in place (FX fuses conv + BN + ReLU itself, so the
+    model must not have its BatchNorm folded first): observers for a static calibration, or for
+    `qat` fake quantisers on a trainable copy (`_revived`) whose BatchNorm statistics are frozen
+    (the float network's stay: a few hundred steps would only make them noisier)."""
+    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
+    from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
 
     torch.backends.quantized.engine = ENGINE
     cfg = member.config
-    example = torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)
-    return prepare_fx(member.eval(), get_default_qconfig_mapping(ENGINE), (example,))
+    example = (torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size),)
+    if method == "static":
+        return prepare_fx(member.eval(), get_default_qconfig_mapping(ENGINE), example)
+    prepared = prepare_qat_fx(_revived(member).train(), get_default_qat_qconfig_mapping(ENGINE), example)
+    prepared.apply(freeze_bn_stats)
+    return prepared
 
 
 @contextlib.contextmanager
@@ -110,21 +117,6 @@ def _revived(member: AMACNN) -> AMACNN:
     return member
 
 
-def _prepared_qat(member: AMACNN) -> nn.Module:
-    """The member with torch.ao's fake quantisers in place, BatchNorm statistics frozen (the float
-    network's stay: a few hundred steps would only make them noisier)."""
-    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
-    from torch.ao.quantization import get_default_qat_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_qat_fx
-
-    torch.backends.quantized.engine = ENGINE
-    cfg = member.config
-    example = torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size)
-    prepared = prepare_qat_fx(_revived(member).train(), get_default_qat_qconfig_mapping(ENGINE), (example,))
-    prepared.apply(freeze_bn_stats)
-    return prepared
-
-
 def fine_tune(
     model: AMACNN | AMACNNEnsemble,
     images: torch.Tensor,
@@ -149,7 +141,7 @@ def fine_tune(
     with _quiet():
         for index, member in enumerate(members):
             member.eval()
-            student = _prepared_qat(member)
+            student = _prepared(member, "qat")
             with torch.no_grad():
                 for start in range(0, QAT_OBSERVE_BATCHES * QAT_BATCH, QAT_BATCH):
                     student(preprocess.normalize(images[start : start + QAT_BATCH]))
@@ -186,7 +178,7 @@ def quantize(
     converted = []
     with _quiet():
         for index, member in enumerate(networks_of(model)):
-            prepared = _prepared_qat(member) if method == "qat" else _prepared(member)
+            prepared = _prepared(member, method)
             mine = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(index)}
             expected = {k for k in prepared.state_dict() if method == "qat" or "activation_post_process" in k}
             if set(mine) != expected:  # another torch numbers its observers differently

@@ -534,7 +534,7 @@ def ensemble(models, name, output, data_root, half, soup, threads) -> None:
 
     _threads(threads)
     root = _data_root(data_root)
-    loaded = [load(path, fold_bn=False) for path in models]  # combine copies their layers
+    loaded = [load(path, inference=False) for path in models]  # combine copies their layers
     combined, card = combine(loaded, name, output, log=console.print, half=half, soup=soup)
     with console.status("decoding the validation and test splits"):
         data = validation_data(card, root, log=console.print)

@@ -147,6 +147,35 @@ def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False
     return probabilities
 
 
+def drop_dead_channels(model: nn.Module) -> nn.Module:
+    """Remove, in place and for inference only, each residual block's inner channels whose weights
+    into its second convolution are all zero: they add exactly nothing to any output. Adam's L2
+    weight decay switched off 160 of the 256 in the shipped models' last block (README, ablations R
+    and T), so amacnn-fer2013 costs 108 MMAC per pass instead of 129, for the same outputs and
+    1.08-1.13x the faces/s on 2 CPU cores. Run it before `fold_batchnorm`, which it leaves to fold."""
+    for block in [m for m in model.modules() if isinstance(m, ResidualBlock)]:
+        keep = block.conv2.weight.detach().abs().amax(dim=(0, 2, 3)).nonzero().flatten()
+        if len(keep) in (0, block.conv2.in_channels):  # nothing to drop (or nothing left: keep it whole)
+            continue
+        conv1, conv2 = block.conv1, block.conv2
+        block.conv1 = nn.Conv2d(conv1.in_channels, len(keep), 3, conv1.stride, 1, bias=conv1.bias is not None)
+        block.conv2 = nn.Conv2d(len(keep), conv2.out_channels, 3, 1, 1, bias=conv2.bias is not None)
+        with torch.no_grad():
+            block.conv1.weight.copy_(conv1.weight[keep])
+            block.conv2.weight.copy_(conv2.weight[:, keep])
+            if conv1.bias is not None:
+                block.conv1.bias.copy_(conv1.bias[keep])
+            if conv2.bias is not None:
+                block.conv2.bias.copy_(conv2.bias)
+            if isinstance(block.bn1, nn.BatchNorm2d):
+                bn = nn.BatchNorm2d(len(keep), block.bn1.eps).eval()
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, name).copy_(getattr(block.bn1, name)[keep])
+                block.bn1 = bn
+        block.to(conv1.weight.device).train(conv1.training)
+    return model
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold each BatchNorm into the convolution before it, in place, for inference only: the same
     outputs (to 1e-7) with one pass less over every feature map; 1.16x the faces/s of the shipped

@@ -256,7 +256,7 @@ def calibrate_model(
             f"quantisation-aware fine-tuning of {card.name}: {qat_steps} steps of {QAT_BATCH} training images"
         )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-        state = fine_tune(load_model(model_path, fold_bn=False)[0], images[order], card.preprocess, qat_steps,
+        state = fine_tune(load_model(model_path, inference=False)[0], images[order], card.preprocess, qat_steps,
                           progress=progress)  # fmt: skip
         how = (
             f"quantisation-aware fine-tuning: {qat_steps} steps of {QAT_BATCH} augmented training images "
@@ -265,14 +265,16 @@ def calibrate_model(
     else:
         chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
         log(f"calibrating int8 on {len(chosen)} training images of {card.name}")
-        state = calibrate(load_model(model_path, fold_bn=False)[0], card.preprocess.normalize(images[chosen]))
+        state = calibrate(
+            load_model(model_path, inference=False)[0], card.preprocess.normalize(images[chosen])
+        )
         how = f"static: activation ranges of {len(chosen)} training images (seed 0), never validation ones"
     path = weights_path.with_name(INT8_FILE)
     save_calibration(state, path)
     accuracy = {}
     for precision, model in (
         ("float32", load_model(model_path)[0]),
-        ("int8", quantize(load_model(model_path, fold_bn=False)[0], load_calibration(path), method)),
+        ("int8", quantize(load_model(model_path, inference=False)[0], load_calibration(path), method)),
     ):
         log(f"scoring {precision} on {len(data.val.labels)} validation images")
         accuracy[precision] = evaluate_loaded(model, data.val, card.preprocess, card.labels, tta)["accuracy"]

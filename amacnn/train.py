@@ -384,7 +384,7 @@ def train(
     # the card of the weights this run started from, so the new card records the whole chain
     lineage: dict | None = checkpoint.get("init_from") if checkpoint is not None else None
     if options.init_from and checkpoint is None:
-        start, start_card = load_model(options.init_from, fold_bn=False)
+        start, start_card = load_model(options.init_from, inference=False)
         if start_card.config != model.config or start_card.labels != data.labels:
             raise FerMineError(f"--init {options.init_from}: its preset or labels differ from this run's")
         if isinstance(start, AMACNNEnsemble) != (options.init_member >= 0):

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, fold_batchnorm
+from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, drop_dead_channels, fold_batchnorm
 from fer_mine.errors import FerMineError
 from fer_mine.transforms.preprocess import Preprocess
 
@@ -149,12 +149,13 @@ def verify_weights(model_path: str | Path | None = None) -> tuple[ModelCard, Pat
 def load_model(
     model_path: str | Path | None = None,
     device: str = "cpu",
-    fold_bn: bool = True,
+    inference: bool = True,
     precision: str = "float32",
 ) -> tuple[nn.Module, ModelCard]:
     """Verify the weights' sha256 against the card, then load them (safetensors: no pickle), in
-    eval mode; `fold_bn` folds BatchNorm into the convolutions (inference only: the weights no
-    longer train, nor save as a card's layers). `precision` int8 (or auto: int8 on the CPU where
+    eval mode. `inference` gives the float32 network its inference form, the same outputs for less
+    work: dead channels dropped and BatchNorm folded into the convolutions (the weights no longer
+    train, nor save as a card's layers). `precision` int8 (or auto: int8 on the CPU where
     the card keeps a calibration) rebuilds the int8 network of amacnn/quantize.py."""
     from fer_mine.amacnn import quantize
 
@@ -170,8 +171,8 @@ def load_model(
     if precision == "int8":
         calibration = quantize.load_calibration(verify_calibration(card, weights_path))
         return quantize.quantize(model, calibration, card.int8_method), card
-    if fold_bn:
-        fold_batchnorm(model)
+    if inference:
+        fold_batchnorm(drop_dead_channels(model))
     model.to(device=device, memory_format=torch.channels_last)
     return model, card
 

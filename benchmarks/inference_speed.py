@@ -3,8 +3,9 @@
     python -m benchmarks.inference_speed [--model amacnn-fer2013] [--batch 64] [--repeats 7]
                                          [--data-root ../shared/data] [--baseline MODEL]
 
-Variants: eager float32 channels_last with BatchNorm folded into the convolutions (what `run`
-does with --precision float32, and on CUDA), the same without folding, eager contiguous (NCHW),
+Variants: eager float32 channels_last with the dead channels dropped and BatchNorm folded into the
+convolutions (what `run` does with --precision float32, and on CUDA), the same with the dead
+channels kept, the same with neither, eager contiguous (NCHW),
 torch.compile, int8 dynamic quantisation of the linear layers and, where the card has one, the
 int8 network `fer-mine quantize` stored (torch.ao FX graph mode, x86 engine; quantisation-aware
 fine-tuning or a static calibration, as the card says: what `run` uses on the CPU when the card
@@ -36,6 +37,8 @@ def variants(
 ) -> dict[str, torch.nn.Module]:
     import copy
 
+    from fer_mine.amacnn.model import fold_batchnorm
+
     eager_nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     quantised = torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
@@ -43,8 +46,9 @@ def variants(
     kept = bool(card.int8 and card.int8["kept"])
     float32 = "--precision float32" if kept else "run's default on CPU"
     found = {
-        f"float32, channels_last, BN folded ({float32})": model,
-        "float32, channels_last, BN not folded": unfolded,
+        f"float32, channels_last, dead channels dropped, BN folded ({float32})": model,
+        "float32, channels_last, dead channels kept, BN folded": fold_batchnorm(copy.deepcopy(unfolded)),
+        "float32, channels_last, neither": unfolded,
         "float32, contiguous NCHW": eager_nchw,
         "float32, torch.compile": torch.compile(copy.deepcopy(model)),
         "int8 dynamic (linear layers only)": quantised,
@@ -69,7 +73,7 @@ def main() -> None:
     model, card = load_model(args.model)
     cfg = card.config
     batch = torch.randn(args.batch, cfg.in_channels, cfg.input_size, cfg.input_size)
-    unfolded = load_model(args.model, fold_bn=False)[0]
+    unfolded = load_model(args.model, inference=False)[0]
     models = variants(model, unfolded, args.model, card)
     if args.baseline:
         from fer_mine.amacnn.ensemble import check_shared_split

@@ -229,8 +229,8 @@ def test_ensemble_soup_is_one_network_with_the_members_weights_averaged(trained,
     assert "s (soup) +flip" in result.output
     card = json.loads((soup / "model.json").read_text())
     assert card["members"] == 1 and card["training"]["combined_by"] == "weights averaged"
-    model, _ = load_model(soup, fold_bn=False)
-    (a, _), (b, _) = load_model(out, fold_bn=False), load_model(tuned, fold_bn=False)
+    model, _ = load_model(soup, inference=False)
+    (a, _), (b, _) = load_model(out, inference=False), load_model(tuned, inference=False)
     for key, value in model.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(value, (a.state_dict()[key] + b.state_dict()[key]) / 2, atol=1e-6), key

@@ -40,7 +40,7 @@ def test_an_ensembles_attention_map_is_its_members_maps_averaged(tmp_path):
     from fer_mine.amacnn.model import AMACNNEnsemble
     from fer_mine.amacnn.weights import load_model, save_model
 
-    single, card = load_model(fold_bn=False)
+    single, card = load_model(inference=False)
     other = copy.deepcopy(single)
     with torch.no_grad():
         for parameter in other.attention.parameters():

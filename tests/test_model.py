@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from fer_mine.amacnn.model import PRESETS, build_model, count_macs, count_parameters
+from fer_mine.amacnn.model import (
+    PRESETS,
+    build_model,
+    count_macs,
+    count_parameters,
+    drop_dead_channels,
+    fold_batchnorm,
+)
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
@@ -40,3 +47,36 @@ def test_resolution_schedule_is_configurable():
         _, attention = no_pool.forward_with_attention(torch.randn(1, 1, 32, 32))
     assert attention.shape[-1] == 32
     assert count_macs(no_pool) > count_macs(build_model("tiny"))
+
+
+def test_dropping_dead_channels_keeps_the_outputs_and_cuts_the_work():
+    """A residual block's inner channels with all-zero weights into its second convolution (what
+    Adam's weight decay left in the shipped models) are removed for inference: the same logits and
+    attention map, fewer multiply-accumulates. Live channels stay."""
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    for module in model.modules():  # BatchNorm statistics away from the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    last = model.blocks[-1]
+    dead = [0, 3, 7, 8, 20]
+    with torch.no_grad():
+        last.conv2.weight[:, dead] = 0
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        logits, attention = model.forward_with_attention(x)
+    before = count_macs(model)
+    width = last.conv1.out_channels
+    drop_dead_channels(model)
+    assert not any(m.training for m in model.modules())  # still an inference network
+    assert model.blocks[-1].conv1.out_channels == width - len(dead)
+    assert [b.conv1.out_channels for b in model.blocks[:-1]] == list(model.config.block_widths[:-1])
+    with torch.no_grad():
+        after_logits, after_attention = model.forward_with_attention(x)
+    assert torch.allclose(logits, after_logits, atol=1e-6)
+    assert torch.allclose(attention, after_attention, atol=1e-6)
+    assert count_macs(model) < before
+    fold_batchnorm(model)  # and the BatchNorm that follows still folds
+    with torch.no_grad():
+        assert torch.allclose(logits, model(x), atol=1e-5)

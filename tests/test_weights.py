@@ -33,8 +33,8 @@ def test_shipped_weights_load_and_match_their_card():
 @pytest.mark.parametrize("name", ["amacnn-fer2013", "amacnn-ferplus"])
 def test_the_inference_form_keeps_every_probability(name):
     """`run`, `evaluate` and `explain` classify float32 with the dead channels dropped and BatchNorm
-    folded into the convolutions (1.14x and 1.08-1.13x faster); the probabilities must be those of
-    the weights as trained."""
+    folded into the convolutions (1.14x faster each); the probabilities must be those of the weights
+    as trained."""
     fast, card = load_model(name)
     plain, _ = load_model(name, inference=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())

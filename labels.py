@@ -6,6 +6,14 @@ from __future__ import annotations
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # FER+ adds contempt; models trained with `--keep-contempt` append it.
 CONTEMPT = "contempt"
+# One color per emotion, on every chart and figure (reports, attention maps)
+COLORS: dict[str, str] = dict(
+    zip(
+        (*EMOTIONS, CONTEMPT),
+        ("#c44e52", "#8c613c", "#8172b3", "#f2b701", "#8c8c8c", "#4c72b0", "#55a868", "#da8bc3"),
+        strict=True,
+    )
+)
 
 # Folder or column names seen in public datasets -> canonical label.
 ALIASES: dict[str, str] = {

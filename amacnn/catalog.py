@@ -41,3 +41,26 @@ def default_card_json() -> dict | None:
     """The default model's card as plain JSON, or None if it is missing."""
     path = shipped_model_dir() / CARD_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def training_summary(training: dict) -> str:
+    """Epochs and hardware of a card's training, the runs it started from (--init) and its
+    members included: what it took to make the model, not only its last step. Members that
+    started from the same run count that run once."""
+    seen: set[str] = set()
+
+    def walk(t: dict) -> tuple[int, set[str]]:
+        parts = [m["training"] for m in t.get("ensemble_of", [])] or [t]
+        epochs, hardware = 0, set()
+        for part in parts:
+            epochs += part.get("epochs_run", 0)
+            hardware.update(h for h in part.get("hardware", "").split("; ") if h)
+            start = part.get("init_from")
+            if start and start.get("sha256") not in seen:
+                seen.add(start.get("sha256"))
+                more, kinds = walk(start.get("training", {}))
+                epochs, hardware = epochs + more, hardware | kinds
+        return epochs, hardware
+
+    epochs, hardware = walk(training)
+    return f"{epochs} epochs in all, on {', '.join(sorted(hardware)) or '?'}"

@@ -1,13 +1,13 @@
-"""Choose between models the way one ships (README, ablation K): on their shared validation split,
+"""Choose between models the way one ships (docs/ablations.md, ablation K): on their shared validation split,
 each with and without flip TTA, beside what it costs per face, and tested against a baseline.
 
 A candidate beats the baseline beyond chance when an exact McNemar test on the validation images
 the two score differently gives p < 0.05. Cost is forward passes per face (networks x views): on
-CPU the classifier's faces/s scale with its inverse (README, Benchmarks).
+CPU the classifier's faces/s scale with its inverse (docs/benchmarks.md).
 
 With another label set of the same pictures (FER+'s votes for FER-2013's images), each row is also
 scored against those labels on the validation images that set holds. FER-2013's labels are noisy:
-a gain on them that is a loss on FER+'s cleaner ones fits their noise (README, ablation O).
+a gain on them that is a loss on FER+'s cleaner ones fits their noise (docs/ablations.md, ablation O).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_mine.amacnn.data import PreparedData, nearest_pictures
 from fer_mine.amacnn.datasets import LoadedSplit, load_split, resolve_one
 from fer_mine.amacnn.ensemble import validation_split_of
 from fer_mine.amacnn.metrics import mcnemar_exact
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble
-from fer_mine.amacnn.train import PreparedData, metrics_of, nearest_pictures, predict_split
+from fer_mine.amacnn.predict import metrics_of, predict_split
 from fer_mine.amacnn.weights import ModelCard
 from fer_mine.errors import FerMineError
 

@@ -280,7 +280,7 @@ FaceCropper = Callable[[np.ndarray], tuple[np.ndarray | None, int]]
 def _decode_photo(path: str | None, pixels: np.ndarray | None, preprocess: Preprocess, crop: FaceCropper):
     """A whole photo through `crop` (the detector and crop path of `fer-mine run`), read as
     `run` reads it (EXIF orientation applied): (model pixels or None, faces found or None)."""
-    from fer_mine.pipeline.images import FoundFile, ImageError, decode, read_bytes
+    from fer_mine.media.images import FoundFile, ImageError, decode, read_bytes
 
     if pixels is None:
         try:

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import torch
 
+from fer_mine.amacnn.catalog import CARD_FILE
+from fer_mine.amacnn.data import PreparedData, prepare_data
 from fer_mine.amacnn.datasets import resolve_datasets
+from fer_mine.amacnn.metrics import plot_confusion
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
-from fer_mine.amacnn.train import PreparedData, TrainOptions, evaluate_loaded, prepare_data
-from fer_mine.amacnn.weights import ModelCard, load_model, save_model
+from fer_mine.amacnn.predict import evaluate_loaded, summarize_metrics
+from fer_mine.amacnn.recipe import TrainOptions
+from fer_mine.amacnn.weights import ModelCard, load_model, save_model, write_card
 from fer_mine.errors import FerMineError
 
 
@@ -161,3 +165,17 @@ def validation_data(card: ModelCard, data_root: Path, log: Callable = print) -> 
         keep_contempt=split["keep_contempt"],
     )
     return prepare_data(datasets, card.preprocess, options, log)
+
+
+def record_scores(card: ModelCard, data: PreparedData, scores: dict[str, dict], output: Path) -> None:
+    """The combined model's figures (`scores`: its own, and with flip) into its card, beside a
+    confusion matrix per test split, and the card written into `output`."""
+    plain, flipped = scores["plain"], scores["flip"]
+    card.training["images"] = data.counts
+    card.training["best_val_accuracy"] = round(plain["val"]["accuracy"], 4)
+    card.training["val_accuracy_with_flip"] = round(flipped["val"]["accuracy"], 4)
+    for key in data.tests:
+        card.metrics[key] = summarize_metrics(plain[key])
+        card.metrics[key + "+tta"] = summarize_metrics(flipped[key])
+        plot_confusion(plain[key], output / f"confusion-{key.replace('/', '-')}.png", f"{card.name} on {key}")
+    write_card(card, output / CARD_FILE)

@@ -4,7 +4,9 @@ probabilities (the paper's attention figure). An ensemble's map is its members' 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +14,8 @@ import torch
 
 from fer_mine.amacnn.model import class_probabilities, networks_of
 from fer_mine.amacnn.weights import load_model
-from fer_mine.pipeline.defaults import DEFAULT_TTA
+from fer_mine.defaults import DEFAULT_TTA
+from fer_mine.labels import COLORS
 
 
 @dataclass
@@ -57,8 +60,6 @@ class Explainer:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from fer_mine.report_render import COLORS
-
         face = explanation.face[..., 0] if explanation.face.shape[2] == 1 else explanation.face
         cmap = "gray" if face.ndim == 2 else None
         fig, axes = plt.subplots(1, 3, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.4]})
@@ -99,3 +100,47 @@ class Explainer:
         heat = cv2.resize(explanation.attention, (size, size), interpolation=cv2.INTER_LINEAR)
         colored = cv2.applyColorMap(np.uint8(heat * 255), cv2.COLORMAP_JET)
         return cv2.addWeighted(face, 0.6, colored, 0.4, 0)
+
+
+@dataclass
+class ExplainedPhotos:
+    written: int = 0  # figures
+    photos: int = 0  # photos read
+    faceless: int = 0  # photos without a face
+    skipped: list[str] = field(default_factory=list)  # "path: why" of photos that could not be read
+
+
+def explain_photos(
+    files: list,
+    explainer: Explainer,
+    output: Path,
+    margin: float,
+    align: bool,
+    aligned: bool,
+    track: Callable[[list], Iterable] = iter,
+) -> ExplainedPhotos:
+    """One figure per face of each photo in `files` (media.images.FoundFile), into `output`:
+    faces found and cut as `fer-mine run` does, or each photo one face with `aligned`."""
+    from fer_mine.media.detect import DetectorSettings, Face, FaceDetector, crop_face
+    from fer_mine.media.images import ImageError, decode, read_bytes
+
+    detector = None if aligned else FaceDetector(DetectorSettings())
+    output.mkdir(parents=True, exist_ok=True)
+    done = ExplainedPhotos()
+    for file in track(files):
+        try:
+            pixels = decode(file, read_bytes(file)).pixels
+        except ImageError as exc:
+            done.skipped.append(f"{file.path}: {exc}")
+            continue
+        done.photos += 1
+        height, width = pixels.shape[:2]
+        faces = [Face(0, 0, width, height, None)] if detector is None else detector.detect(pixels)
+        done.faceless += not faces
+        stem = file.path.rsplit(".", 1)[0].replace("/", "__")
+        for index, face in enumerate(faces):
+            crop = pixels if detector is None else crop_face(pixels, face, margin, align)
+            png = explainer.figure_png(explainer.explain(crop), f"{file.path}, face {index}")
+            (output / f"{stem}-face{index}.png").write_bytes(png)
+            done.written += 1
+    return done

@@ -150,7 +150,7 @@ def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False
 def drop_dead_channels(model: nn.Module) -> nn.Module:
     """Remove, in place and for inference only, each residual block's inner channels whose weights
     into its second convolution are all zero: they add exactly nothing to any output. Adam's L2
-    weight decay switched off 160 of the 256 in the shipped models' last block (README, ablations R
+    weight decay switched off 160 of the 256 in the shipped models' last block (docs/ablations.md, ablations R
     and T), so amacnn-fer2013 costs 108 MMAC per pass instead of 129, for the same outputs and
     1.14-1.17x the faces/s on 2 CPU cores. Run it before `fold_batchnorm`, which it leaves to fold."""
     for block in [m for m in model.modules() if isinstance(m, ResidualBlock)]:

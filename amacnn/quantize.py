@@ -4,117 +4,69 @@
 of two methods the card records:
 - `qat` (the default): quantisation-aware fine-tuning. A fake-quantised copy of the network
   learns the float32 network's own outputs for a few hundred steps, so int8 follows float32
-  rather than drifting towards the labels (README, Benchmarks: session 12). Its whole state
+  rather than drifting towards the labels (docs/benchmarks.md, int8; commit 0a5de0d). Its whole state
   (weights in float16, quantiser ranges) is saved.
 - `static`: activation ranges observed on 1,024 images, the weights untouched; only the
   observers' state is saved.
 Either is saved beside the weights as `model.int8.safetensors`, its sha256 in the card. Loading
 rebuilds the int8 network from that state, identically and in about a second, so neither
 training data nor a pickled module ships. The card says whether int8 is kept: only when its
-validation accuracy, with the TTA `run` uses, is within 0.1 point of float32 (issue 11, item 6);
+validation accuracy, with the TTA `run` uses, is within 0.1 point of float32;
 then `run` and `evaluate` use it on the CPU unless told `--precision float32`. On CUDA the
 network stays float32 (these int8 kernels are CPU ones).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors.torch import save_file
 
+from fer_mine.amacnn.catalog import CARD_FILE
+from fer_mine.amacnn.ensemble import validation_data
+from fer_mine.amacnn.int8 import (
+    ENGINE,
+    INT8_FILE,
+    convert,
+    load_calibration,
+    quiet,
+    supported,
+    with_quantisers,
+)
 from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
+from fer_mine.amacnn.predict import evaluate_loaded, to_device_images
 from fer_mine.amacnn.recipe import QAT_STEPS
+from fer_mine.amacnn.weights import load_model, read_card, write_card
 from fer_mine.errors import FerMineError
-from fer_mine.pipeline.defaults import PRECISIONS
+from fer_mine.media.hashing import sha256_of
+from fer_mine.transforms.augment import training_augmentation
 from fer_mine.transforms.preprocess import Preprocess
 
-INT8_FILE = "model.int8.safetensors"
-ENGINE = "x86"  # oneDNN + FBGEMM kernels; what torch picks on x86 CPUs
 CALIBRATION_IMAGES = 1024
-METHODS = ("qat", "static")
 # quantisation-aware fine-tuning: QAT_STEPS (the recipe's) batches of QAT_BATCH, 1.4 passes over
 # FER-2013's training images
 QAT_BATCH = 128
 QAT_LR = 1e-5  # Adam, cosine to 0: a nudge, the float32 weights are already good
 QAT_OBSERVE_BATCHES = 8  # batches that set the ranges before the first step
-DEAD_SCALE = 1e-5  # what an exactly-zero BatchNorm scale becomes for QAT (`_revived`)
 TOLERANCE = 0.001  # int8 is kept when validation accuracy falls by no more than this
-
-
-class Int8AMACNN(nn.Module):
-    """One AMACNN converted to int8 (a torch.fx GraphModule), keeping the `config` callers read."""
-
-    def __init__(self, config, graph: nn.Module) -> None:
-        super().__init__()
-        self.config = config
-        self.graph = graph
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph(x)
-
-
-def supported() -> bool:
-    return ENGINE in torch.backends.quantized.supported_engines
-
-
-def _prepared(member: AMACNN, method: str = "static") -> nn.Module:
-    """The member with torch.ao's quantisers in place (FX fuses conv + BN + ReLU itself, so the
-    model must not have its BatchNorm folded first): observers for a static calibration, or for
-    `qat` fake quantisers on a trainable copy (`_revived`) whose BatchNorm statistics are frozen
-    (the float network's stay: a few hundred steps would only make them noisier)."""
-    from torch.ao.nn.intrinsic.qat import freeze_bn_stats
-    from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
-
-    torch.backends.quantized.engine = ENGINE
-    cfg = member.config
-    example = (torch.zeros(2, cfg.in_channels, cfg.input_size, cfg.input_size),)
-    if method == "static":
-        return prepare_fx(member.eval(), get_default_qconfig_mapping(ENGINE), example)
-    prepared = prepare_qat_fx(_revived(member).train(), get_default_qat_qconfig_mapping(ENGINE), example)
-    prepared.apply(freeze_bn_stats)
-    return prepared
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated (README, Benchmarks)
-        yield
 
 
 def calibrate(model: AMACNN | AMACNNEnsemble, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Observer state of every member after seeing `images` (normalised, N x C x H x W), keys
     prefixed with the member's index."""
     state = {}
-    with _quiet(), torch.no_grad():
+    with quiet(), torch.no_grad():
         for index, member in enumerate(networks_of(model)):
-            prepared = _prepared(member)
+            prepared = with_quantisers(member)
             for start in range(0, len(images), 128):
                 prepared(images[start : start + 128])
             observed = prepared.state_dict().items()
             state.update({f"{index}.{k}": v for k, v in observed if "activation_post_process" in k})
     return state
-
-
-def _revived(member: AMACNN) -> AMACNN:
-    """A copy whose exactly-zero BatchNorm scales are DEAD_SCALE. QAT folds each BatchNorm into its
-    convolution and divides by that scale (NaN otherwise); such a channel outputs its shift either
-    way. Weight decay zeroes many: 293 of the 1,440 in amacnn-fer2013."""
-    member = copy.deepcopy(member)
-    with torch.no_grad():
-        for module in member.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight[module.weight == 0] = DEAD_SCALE
-    return member
 
 
 def fine_tune(
@@ -128,20 +80,18 @@ def fine_tune(
     """Quantisation-aware fine-tuning of every member on uint8 `images` (N x C x H x W): the
     fake-quantised copy learns the float network's softmax (KL divergence) on augmented images,
     its ranges observed for the first half of the steps, then fixed. Returns every member's
-    whole state (keys prefixed with the member's index) for `quantize(..., method="qat")`."""
+    whole state (keys prefixed with the member's index) for `int8.convert(..., method="qat")`."""
     from torch.ao.quantization import disable_observer
-
-    from fer_mine.transforms.augment import training_augmentation
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the augmentation draws from torch's global generator
     augment = training_augmentation(1.0)
     members = networks_of(model)
     state = {}
-    with _quiet():
+    with quiet():
         for index, member in enumerate(members):
             member.eval()
-            student = _prepared(member, "qat")
+            student = with_quantisers(member, "qat")
             with torch.no_grad():
                 for start in range(0, QAT_OBSERVE_BATCHES * QAT_BATCH, QAT_BATCH):
                     student(preprocess.normalize(images[start : start + QAT_BATCH]))
@@ -166,34 +116,6 @@ def fine_tune(
     return state
 
 
-def quantize(
-    model: AMACNN | AMACNNEnsemble, state: dict[str, torch.Tensor], method: str = "static"
-) -> nn.Module:
-    """The int8 network from float weights (BatchNorm not folded) and the state `method` saved:
-    a static calibration's observers, or a QAT fine-tuning's whole state (its own weights)."""
-    from torch.ao.quantization.quantize_fx import convert_fx
-
-    if method not in METHODS:
-        raise FerMineError(f"unknown int8 method {method!r} in the model card; run `fer-mine quantize` again")
-    converted = []
-    with _quiet():
-        for index, member in enumerate(networks_of(model)):
-            prepared = _prepared(member, method)
-            mine = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(index)}
-            expected = {k for k in prepared.state_dict() if method == "qat" or "activation_post_process" in k}
-            if set(mine) != expected:  # another torch numbers its observers differently
-                raise FerMineError(
-                    f"the int8 calibration does not fit this torch ({torch.__version__}); run "
-                    "`fer-mine quantize` again for this model, or use --precision float32"
-                )
-            prepared.load_state_dict(mine, strict=False)
-            converted.append(convert_fx(prepared.eval()))
-    if isinstance(model, AMACNNEnsemble):
-        model.members = nn.ModuleList(converted)
-        return model
-    return Int8AMACNN(model.config, converted[0])
-
-
 def save_calibration(state: dict[str, torch.Tensor], path: Path) -> None:
     """Observers shared by several inputs (the stem's concatenation) appear under each name, so
     each is copied. A QAT state's weights are stored in float16 (half the size; int8 keeps 8
@@ -205,27 +127,6 @@ def save_calibration(state: dict[str, torch.Tensor], path: Path) -> None:
 
     tensors = {k: stored(k, v).clone().contiguous() for k, v in state.items()}
     save_file(tensors, str(path), metadata={"engine": ENGINE})
-
-
-def load_calibration(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
-
-
-def resolve_precision(requested: str, card, device: str) -> str:
-    """float32 or int8: `auto` is int8 on the CPU where the card keeps an int8 calibration."""
-    if requested not in PRECISIONS:
-        raise FerMineError(f"unknown precision {requested!r}; choose from {', '.join(PRECISIONS)}")
-    on_cpu = torch.device(device).type == "cpu"
-    if requested == "auto":
-        return "int8" if on_cpu and card.int8.get("kept") and supported() else "float32"
-    if requested == "int8":
-        if not on_cpu:
-            raise FerMineError("int8 runs on the CPU only; use --precision float32 (or auto) on CUDA")
-        if not card.int8:
-            raise FerMineError(f"{card.name} has no int8 calibration; make one with `fer-mine quantize`")
-        if not supported():
-            raise FerMineError(f"this torch has no {ENGINE} int8 engine; use --precision float32")
-    return requested
 
 
 def calibrate_model(
@@ -240,16 +141,11 @@ def calibrate_model(
     when 0), store the result beside its weights, score float32 and the stored int8 on its
     validation split (with `tta`) and record in its card whether int8 is kept. Returns the
     card's int8 entry."""
-    from fer_mine.amacnn.catalog import CARD_FILE
-    from fer_mine.amacnn.ensemble import validation_data
-    from fer_mine.amacnn.train import _to_device_images, evaluate_loaded
-    from fer_mine.amacnn.weights import load_model, read_card, sha256_of, write_card
-
     if not supported():
         raise FerMineError(f"this torch has no {ENGINE} int8 engine")
     card, weights_path = read_card(model_path)
     data = validation_data(card, data_root, log)
-    images = _to_device_images(data.train.images, torch.device("cpu"))
+    images = to_device_images(data.train.images, torch.device("cpu"))
     method = "qat" if qat_steps else "static"
     if method == "qat":
         log(
@@ -274,7 +170,7 @@ def calibrate_model(
     accuracy = {}
     for precision, model in (
         ("float32", load_model(model_path)[0]),
-        ("int8", quantize(load_model(model_path, inference=False)[0], load_calibration(path), method)),
+        ("int8", convert(load_model(model_path, inference=False)[0], load_calibration(path), method)),
     ):
         log(f"scoring {precision} on {len(data.val.labels)} validation images")
         accuracy[precision] = evaluate_loaded(model, data.val, card.preprocess, card.labels, tta)["accuracy"]
@@ -286,7 +182,7 @@ def calibrate_model(
         "method": method,
         "calibration": how,
         "validation": {"images": len(data.val.labels), "tta": tta, **accuracy},
-        # the issue's rule for a CPU speed-up: equal accuracy, within 0.1 point
+        # the rule for a CPU speed-up: equal accuracy, within 0.1 point
         "kept": accuracy["int8"] >= accuracy["float32"] - TOLERANCE,
     }
     write_card(card, weights_path.with_name(CARD_FILE))

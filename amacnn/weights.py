@@ -7,7 +7,6 @@ sha256 of the weights file, which is checked before any byte is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
+from fer_mine.amacnn.int8 import convert, load_calibration, resolve_precision
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, drop_dead_channels, fold_batchnorm
 from fer_mine.errors import FerMineError
+from fer_mine.media.hashing import sha256_of
 from fer_mine.transforms.preprocess import Preprocess
 
 CARD_FORMAT = "fer-mine/model-card/v1"
@@ -59,7 +60,7 @@ class ModelCard:
 
     @property
     def int8_method(self) -> str:
-        """How `fer-mine quantize` made the int8 network: qat, or static (cards before session 12)."""
+        """How `fer-mine quantize` made the int8 network: qat, or static (cards before commit 0a5de0d)."""
         return self.int8.get("method", "static")
 
     @classmethod
@@ -79,14 +80,6 @@ class ModelCard:
             metrics=data.get("metrics", {}),
             int8=data.get("int8", {}),
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_from_card(card: ModelCard) -> AMACNN | AMACNNEnsemble:
@@ -156,11 +149,9 @@ def load_model(
     eval mode. `inference` gives the float32 network its inference form, the same outputs for less
     work: dead channels dropped and BatchNorm folded into the convolutions (the weights no longer
     train, nor save as a card's layers). `precision` int8 (or auto: int8 on the CPU where
-    the card keeps a calibration) rebuilds the int8 network of amacnn/quantize.py."""
-    from fer_mine.amacnn import quantize
-
+    the card keeps a calibration) rebuilds the int8 network (amacnn/int8.py)."""
     card, weights_path = verify_weights(model_path)
-    precision = quantize.resolve_precision(precision, card, device)
+    precision = resolve_precision(precision, card, device)
     try:
         state = load_file(str(weights_path))
         model = build_from_card(card)
@@ -169,8 +160,8 @@ def load_model(
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
     model.eval()
     if precision == "int8":
-        calibration = quantize.load_calibration(verify_calibration(card, weights_path))
-        return quantize.quantize(model, calibration, card.int8_method), card
+        calibration = load_calibration(verify_calibration(card, weights_path))
+        return convert(model, calibration, card.int8_method), card
     if inference:
         fold_batchnorm(drop_dead_channels(model))
     model.to(device=device, memory_format=torch.channels_last)

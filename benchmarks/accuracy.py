@@ -19,7 +19,7 @@ from rich.table import Table
 
 from fer_mine.amacnn.catalog import shipped_models
 from fer_mine.amacnn.datasets import load_split, read_dataset
-from fer_mine.amacnn.train import evaluate_loaded
+from fer_mine.amacnn.predict import evaluate_loaded
 from fer_mine.amacnn.weights import load_model
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"

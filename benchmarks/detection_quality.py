@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.scenes import compose, portrait
-from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, iou
+from fer_mine.media.detect import DetectorSettings, FaceDetector, iou
 
 WIDTHS = (10, 12, 16, 24, 32, 48, 64, 96, 160, 256, 400)
 CLOSE_UPS = (256, 600, 1200)  # photo heights of the close-ups

@@ -99,7 +99,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
     accuracy = {}
     if data is not None:
-        from fer_mine.amacnn.train import evaluate_loaded
+        from fer_mine.amacnn.predict import evaluate_loaded
 
         for name, m in models.items():
             accuracy[name] = evaluate_loaded(m, data.val, card.preprocess, card.labels, tta=True)["accuracy"]

@@ -30,10 +30,10 @@ from rich.table import Table
 
 from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import write_archive
+from fer_mine.amacnn.int8 import resolve_precision
 from fer_mine.amacnn.model import class_probabilities
-from fer_mine.amacnn.quantize import resolve_precision
 from fer_mine.amacnn.weights import load_model, read_card
-from fer_mine.pipeline.defaults import (
+from fer_mine.defaults import (
     DEFAULT_ALIGN,
     DEFAULT_DETECTOR,
     DEFAULT_MARGIN,
@@ -42,8 +42,8 @@ from fer_mine.pipeline.defaults import (
     DETECTORS,
     PRECISIONS,
 )
-from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face
-from fer_mine.pipeline.images import decode, find_images, read_bytes
+from fer_mine.media.detect import DetectorSettings, FaceDetector, crop_face
+from fer_mine.media.images import decode, find_images, read_bytes
 from fer_mine.pipeline.run import RunSettings, run
 
 

@@ -24,7 +24,8 @@ from rich.table import Table
 
 from fer_mine.labels import EMOTIONS
 from fer_mine.pipeline.schema import SCHEMAS
-from fer_mine.reports import REPORTS, Archive
+from fer_mine.reports.archive import Archive
+from fer_mine.reports.registry import REPORTS
 
 MODEL = "f" * 64
 

@@ -12,7 +12,7 @@ from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
 from fer_mine.amacnn.model import AMACNN, class_probabilities, pick_device
 from fer_mine.amacnn.weights import load_model, read_card
-from fer_mine.pipeline.defaults import DEFAULT_TTA
+from fer_mine.defaults import DEFAULT_TTA
 
 
 def softmax_inference_fn(

@@ -17,7 +17,8 @@ import posixpath
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -28,12 +29,10 @@ from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from fer_mine.amacnn.int8 import resolve_precision
 from fer_mine.amacnn.model import pick_device
-from fer_mine.amacnn.quantize import resolve_precision
 from fer_mine.amacnn.weights import ModelCard, verify_calibration, verify_weights
-from fer_mine.errors import FerMineError
-from fer_mine.pipeline import store
-from fer_mine.pipeline.defaults import (
+from fer_mine.defaults import (
     DEFAULT_ALIGN,
     DEFAULT_MARGIN,
     DEFAULT_PRECISION,
@@ -42,8 +41,10 @@ from fer_mine.pipeline.defaults import (
     DEFAULT_WORKER_MODE,
     WORKER_MODES,
 )
-from fer_mine.pipeline.detect import DetectorSettings, Face, FaceDetector, crop_face
-from fer_mine.pipeline.images import (
+from fer_mine.errors import FerMineError
+from fer_mine.logs import quiet_libraries
+from fer_mine.media.detect import DetectorSettings, Face, FaceDetector, crop_face
+from fer_mine.media.images import (
     DEFAULT_MAX_PIXELS,
     FoundFile,
     ImageError,
@@ -52,10 +53,11 @@ from fer_mine.pipeline.images import (
     printable,
     read_bytes,
 )
+from fer_mine.media.video import VideoInfo, sample_frames
+from fer_mine.pipeline import store
 from fer_mine.pipeline.inference import AMACNNModelHandler
 from fer_mine.pipeline.progress import ProgressReporter
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS, TABLES, check_table_file
-from fer_mine.pipeline.video import VideoInfo, sample_frames
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -69,7 +71,7 @@ class RunSettings:
     batch_size: int = 64
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     aligned: bool = False  # every image is one already-cropped face
-    # crop framing, chosen with benchmarks/pipeline_accuracy.py (README, Framing)
+    # crop framing, chosen with benchmarks/pipeline_accuracy.py (docs/benchmarks.md, Framing)
     margin: float = DEFAULT_MARGIN  # crop margin around the detector box, per side
     align: bool = DEFAULT_ALIGN  # rotate each crop so the eyes are level (needs landmarks)
     tta: bool = DEFAULT_TTA  # average with the mirrored face (see pipeline/inference.py)
@@ -82,6 +84,7 @@ class RunSettings:
     runner: str = "DirectRunner"
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None
+    verbose: bool = False  # library log lines and warnings in the workers too (logs.py)
 
     @property
     def threads(self) -> int | None:
@@ -114,6 +117,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _first_line(exc: Exception) -> str:
+    """OpenCV's messages span lines and name its source files; the first line says what failed."""
+    text = exc.msg if isinstance(exc, cv2.error) and exc.msg else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _file_columns(file: FoundFile, run_id: str) -> dict:
     """The columns every table shares (schema._COMMON): which run, and where the file is."""
     return {"run_id": run_id, "path": file.path, "uri": printable(file.uri), "folder": file.folder}
@@ -127,11 +136,13 @@ def _error_row(file: FoundFile, run_id: str, model_sha: str, error: ImageError) 
 class _CountingDoFn(beam.DoFn):
     """A step that reports its counts for the live progress display (pipeline/progress.py)."""
 
-    def __init__(self, run_id: str, model_sha: str, progress_dir: str | None) -> None:
+    def __init__(self, run_id: str, model_sha: str, progress_dir: str | None, verbose: bool = False) -> None:
         self.run_id, self.model_sha, self.progress_dir = run_id, model_sha, progress_dir
+        self.verbose = verbose
         self.progress: ProgressReporter | None = None
 
     def setup(self) -> None:
+        quiet_libraries(self.verbose)  # a worker process does not inherit the CLI's settings
         self.progress = ProgressReporter(self.progress_dir)
 
     def finish_bundle(self) -> None:
@@ -157,7 +168,7 @@ class ReadAndDecode(_CountingDoFn):
     detection."""
 
     def __init__(self, plan: RunPlan, settings: RunSettings) -> None:
-        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir)
+        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir, settings.verbose)
         self.max_pixels, self.sample_fps = settings.max_pixels, settings.video_fps
         self.beam_args = settings.beam_args
 
@@ -206,7 +217,7 @@ class DetectAndCropFaces(_CountingDoFn):
     """DecodedImage -> one `images` row, plus (face record, model-ready crop) per face."""
 
     def __init__(self, plan: RunPlan, settings: RunSettings) -> None:
-        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir)
+        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir, settings.verbose)
         self.preprocess: Preprocess = plan.card.preprocess
         self.settings = settings
         self.precision = plan.precision
@@ -227,8 +238,13 @@ class DetectAndCropFaces(_CountingDoFn):
                 faces = [Face(0, 0, width, height, None)]
             else:
                 faces = self.detector.detect(image.pixels)
+        except ImageError as exc:  # an image the detector cannot look at, told in our words
+            yield self.error(file, exc)
+            return
         except Exception as exc:  # an OpenCV failure on one odd image must not stop the archive
-            yield self.error(file, ImageError("detect", "detector_failed", f"{type(exc).__name__}: {exc}"))
+            yield self.error(
+                file, ImageError("detect", "detector_failed", f"the detector failed: {_first_line(exc)}")
+            )
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
         base = _file_columns(file, self.run_id)
@@ -461,3 +477,29 @@ def run(
         **counts,
         "run_id": plan.run_id,
     }
+
+
+def run_watched(
+    settings: RunSettings, plan: RunPlan, watch: Callable[[threading.Event], None] | None = None
+) -> dict:
+    """`run` in a worker thread while `watch(done)` runs in the caller's (a progress display that
+    returns once `done` is set); an exception of the pipeline is raised here, in the caller's."""
+    done = threading.Event()
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result.update(run(settings, plan))
+        except BaseException as exc:  # handed to the calling thread
+            result["exception"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    if watch is None:
+        done.wait()
+    else:
+        watch(done)
+    if "exception" in result:
+        raise result["exception"]
+    return result

@@ -17,8 +17,6 @@ import pytest
 
 from fer_mine.labels import EMOTIONS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def face_like(label_index: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
     """A gray 'face' whose mouth shape depends on the class, plus noise: learnable, not trivial."""
@@ -49,12 +47,6 @@ def data_root(tmp_path: Path) -> Path:
     write_class_tree(root / "synth" / "train", per_class=12, seed=1)
     write_class_tree(root / "synth" / "test", per_class=4, seed=2)
     return root
-
-
-needs_shared = pytest.mark.skipif(
-    not (SHARED_DATA / "fer2013").is_dir(),
-    reason="needs ../shared/data/fer2013 (the real dataset), absent on a fresh machine",
-)
 
 
 def free_port() -> int:
@@ -89,3 +81,39 @@ def portable_deployment(env: dict[str, str]) -> Iterator[tuple[int, int]]:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+
+
+TRAIN = ["train", "--preset", "tiny", "--batch-size", "16", "--threads", "1", "--seed", "1"]
+
+
+def train_cli(root, out, epochs: int, *extra: str):
+    """`fer-mine train` on the synthetic dataset, tiny preset, as a user would call it."""
+    from click.testing import CliRunner
+
+    from fer_mine.cli import main
+
+    args = [
+        *TRAIN,
+        "--data-root",
+        str(root),
+        "--datasets",
+        "synth",
+        "--epochs",
+        str(epochs),
+        "--output",
+        str(out),
+    ]
+    return CliRunner().invoke(main, [*args, *extra])
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny model trained for 2 epochs through the CLI, shared by every test that needs one
+    (copy it before changing it)."""
+    root = tmp_path_factory.mktemp("d") / "data"
+    write_class_tree(root / "synth" / "train", per_class=12, seed=1)
+    write_class_tree(root / "synth" / "test", per_class=4, seed=2)
+    out = root.parent / "run"
+    result = train_cli(root, out, 2)
+    assert result.exit_code == 0, result.output
+    return root, out, result

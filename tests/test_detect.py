@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from benchmarks.scenes import compose, portrait
 from fer_mine.cli import main
 from fer_mine.errors import FerMineError
-from fer_mine.pipeline import detect
-from fer_mine.pipeline.detect import DetectorSettings, FaceDetector, crop_face, iou
+from fer_mine.media import detect
+from fer_mine.media.detect import DetectorSettings, FaceDetector, crop_face, iou
 
 OPENCV_5 = int(cv2.__version__.split(".")[0]) >= 5
 

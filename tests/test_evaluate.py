@@ -65,3 +65,27 @@ def test_detect_scores_the_largest_face_of_whole_photos_and_counts_the_rest(tmp_
     assert (found["photos"], found["no_face"], found["several_faces"]) == (3, 1, 1)
     assert found["no_face_ids"] == ["none.jpg"]
     assert found["accuracy_all_photos"] == pytest.approx(metrics["accuracy"] * 2 / 3)
+
+
+def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
+    root, out, _ = trained
+    args = [
+        "evaluate",
+        "--model",
+        str(out),
+        "--data-root",
+        str(root),
+        "--dataset",
+        "synth",
+        "--output",
+        str(tmp_path / "ev"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "macro" in result.output and "surprise" in result.output and "accuracy" in result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["images"] == 28
+    assert sum(map(sum, metrics["confusion"])) == 28
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+    as_json = CliRunner().invoke(main, [*args, "--json"])
+    assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]

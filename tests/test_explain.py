@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import face_like
 from fer_mine.amacnn.explain import Explainer
 from fer_mine.cli import main
-from fer_mine.pipeline.detect import DetectorSettings, FaceDetector
+from fer_mine.media.detect import DetectorSettings, FaceDetector
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

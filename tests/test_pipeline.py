@@ -197,9 +197,11 @@ def test_a_killed_run_leaves_nothing_visible_and_the_next_completes_it(archive, 
 
 
 def same_records(left: list[dict], right: list[dict]) -> None:
-    """Equal rows, up to run id, time, and float noise (batches differ between runners)."""
+    """Equal rows, up to run id, time, and float noise (batches differ between runners); two
+    empty tables are not the same records but a run that found nothing."""
     order = lambda rows: sorted(rows, key=lambda r: (r["path"], r.get("face_index", 0)))  # noqa: E731
     left, right = order(left), order(right)
+    assert left, "no records to compare"
     assert len(left) == len(right)
     for a, b in zip(left, right, strict=True):
         for column in a:
@@ -254,6 +256,8 @@ def bad_corpus(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     add("cmyk.jpg", None, lambda p: Image.fromarray(good[:, :, ::-1]).convert("CMYK").save(p, "JPEG"))
     add("palette.png", None, lambda p: Image.open(_gif(good, tmp_path)).save(p))
     add("tiny.png", None, lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)))
+    # shrunk to the detector's size it would be 0 px high: an error in our words, not OpenCV's
+    add("thin.png", "too_thin", lambda p: cv2.imwrite(str(p), np.zeros((10, 40000, 3), np.uint8)))
     add("huge.png", "too_large", lambda p: cv2.imwrite(str(p), np.zeros((3000, 3000), np.uint8)))
     add("locked.jpg", "permission_denied", lambda p: (p.write_bytes(jpeg), p.chmod(0)))
     add("broken-link.jpg", "missing", lambda p: os.symlink(root / "nowhere.jpg", p))
@@ -324,6 +328,10 @@ def test_bad_files_become_error_rows_and_the_run_finishes(bad_corpus, tmp_path):
         expected["locked.jpg"] = None
         expected["locked.mov"] = None
     assert errors == {k: v for k, v in expected.items() if v}
+    messages = {r["path"]: r["message"] for r in table(out, "errors")}
+    assert "40000x10 is too thin" in messages["thin.png"]
+    # every message in our words: no OpenCV assertion text or source file names
+    assert not [m for m in messages.values() if "Assertion failed" in m or ".cpp" in m]
     assert images == {k for k, v in expected.items() if not v}
     assert "notes.txt" not in errors and "notes.txt" not in images
     assert "1 other files are not photos or videos" in " ".join(result.output.split())  # said, not lost

@@ -76,7 +76,7 @@ def face_keys(records: list[dict]) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def mined(s3, tmp_path_factory) -> tuple[str, Path]:
-    """The issue's command: bucket to bucket, the endpoint given to Beam after `--`; and the
+    """The documented bucket-to-bucket command: bucket to bucket, the endpoint given to Beam after `--`; and the
     same photos mined from a local folder, to compare with."""
     _, endpoint, photos = s3
     result = CliRunner().invoke(main, ["run", "--input", f"s3://{BUCKET}/photos", "--output", f"s3://{BUCKET}/mined",

@@ -15,7 +15,8 @@ from test_pipeline import table
 
 from benchmarks.scenes import compose, save_jpeg
 from fer_mine.cli import main
-from fer_mine.reports import Archive, ReportParams
+from fer_mine.reports.archive import Archive
+from fer_mine.reports.params import ReportParams
 
 FPS = 5  # frames per second of the test videos
 SIZE = (640, 480)

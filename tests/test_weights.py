@@ -9,10 +9,11 @@ import torch
 from click.testing import CliRunner
 
 from fer_mine.amacnn.catalog import CARD_FILE, shipped_model_dir
-from fer_mine.amacnn.weights import load_model, sha256_of
+from fer_mine.amacnn.weights import load_model
 from fer_mine.cli import main
 from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
+from fer_mine.media.hashing import sha256_of
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -141,7 +142,7 @@ def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
 
 
 def test_damaged_or_missing_int8_calibration_is_refused_and_float32_still_loads(copy):
-    from fer_mine.amacnn.quantize import INT8_FILE
+    from fer_mine.amacnn.int8 import INT8_FILE
 
     calibration = copy / INT8_FILE
     calibration.write_bytes(calibration.read_bytes()[:-10] + b"0123456789")
@@ -168,7 +169,7 @@ def test_int8_rebuilt_from_the_stored_calibration_is_the_calibrated_network(tmp_
     network that was calibrated, or `run` would not classify as `fer-mine quantize` measured."""
     from copy import deepcopy
 
-    from fer_mine.amacnn import quantize
+    from fer_mine.amacnn import int8, quantize
     from fer_mine.amacnn.model import build_model
 
     torch.manual_seed(0)
@@ -177,8 +178,8 @@ def test_int8_rebuilt_from_the_stored_calibration_is_the_calibrated_network(tmp_
     images = torch.randn(64, cfg.in_channels, cfg.input_size, cfg.input_size)
     state = quantize.calibrate(model, images)
     quantize.save_calibration(state, tmp_path / "int8.safetensors")
-    calibrated = quantize.quantize(deepcopy(model), state)
-    rebuilt = quantize.quantize(deepcopy(model), quantize.load_calibration(tmp_path / "int8.safetensors"))
+    calibrated = int8.convert(deepcopy(model), state)
+    rebuilt = int8.convert(deepcopy(model), int8.load_calibration(tmp_path / "int8.safetensors"))
     faces = torch.randn(16, cfg.in_channels, cfg.input_size, cfg.input_size)
     with torch.no_grad():
         assert torch.equal(calibrated(faces), rebuilt(faces))
@@ -191,7 +192,7 @@ def test_qat_int8_survives_dead_channels_and_is_rebuilt_from_its_stored_state(tm
     int8 network `run` rebuilds from the stored file (float16 weights) is the fine-tuned one."""
     from copy import deepcopy
 
-    from fer_mine.amacnn import quantize
+    from fer_mine.amacnn import int8, quantize
     from fer_mine.amacnn.model import build_model
     from fer_mine.transforms.preprocess import Preprocess
 
@@ -210,10 +211,8 @@ def test_qat_int8_survives_dead_channels_and_is_rebuilt_from_its_stored_state(tm
     )
     assert seen == [1, 2, 3, 4, 5, 6]
     quantize.save_calibration(state, tmp_path / "int8.safetensors")
-    fine_tuned = quantize.quantize(deepcopy(model), state, "qat")
-    rebuilt = quantize.quantize(
-        deepcopy(model), quantize.load_calibration(tmp_path / "int8.safetensors"), "qat"
-    )
+    fine_tuned = int8.convert(deepcopy(model), state, "qat")
+    rebuilt = int8.convert(deepcopy(model), int8.load_calibration(tmp_path / "int8.safetensors"), "qat")
     faces = preprocess.normalize(images[:32])
     with torch.no_grad():
         expected = model(faces).softmax(1)

@@ -1,0 +1,100 @@
+"""`fer-mine report` and `fer-mine query`: DuckDB SQL over a run's tables (reports/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fer_mine.commands import options
+from fer_mine.commands.output import console, out, print_results
+from fer_mine.errors import FerMineError
+from fer_mine.reports.params import ReportParams
+
+
+@click.command()
+@click.argument("output", required=False)
+@click.option("--name", "names", multiple=True, help="Report to print (repeatable; default: all).")
+@click.option("--list", "list_only", is_flag=True, help="Name each report with the question it answers.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write one self-contained HTML page: every report as a table and chart, face thumbnails.",
+)
+@click.option(
+    "--bucket-s",
+    type=click.FloatRange(0, min_open=True),
+    default=ReportParams.bucket_s,
+    show_default=True,
+    help="video_timeline: seconds of video per row.",
+)
+@click.option(
+    "--attention",
+    is_flag=True,
+    help="--html: show each gallery face with the model's attention map over it (fer-mine explain).",
+)
+@options.model
+@options.report_filters
+def report(
+    output,
+    names,
+    list_only,
+    html_path,
+    bucket_s,
+    attention,
+    model_path,
+    min_confidence,
+    since,
+    until,
+    model_sha,
+    fmt,
+) -> None:
+    """Emotion-pattern reports over the tables `fer-mine run` wrote (DuckDB SQL in sql/)."""
+    from fer_mine.reports.archive import Archive, describe
+    from fer_mine.reports.registry import REPORTS
+
+    if list_only:
+        for name in REPORTS:
+            out.print(f"[bold]{name:<14}[/bold] {describe(name)}", highlight=False)
+        return
+    if output is None:
+        raise FerMineError("give the output folder of a `fer-mine run` (or --list)")
+    chosen = list(names) or list(REPORTS)
+    unknown = [n for n in chosen if n not in REPORTS]
+    if unknown:
+        raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
+    if attention and not html_path:
+        raise FerMineError("--attention draws on the HTML page: give --html too")
+    params = ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha,
+                          bucket_s=bucket_s)  # fmt: skip
+    archive = Archive(output, params)
+    results = [archive.report(name) for name in chosen]
+    if html_path:
+        from fer_mine.reports.html import attention_of, to_html
+
+        explainer = attention_of(model_path, archive.model_sha256) if attention else None
+        with console.status("rendering charts and thumbnails"):
+            html_path.write_text(to_html(results, output, archive.model_sha256, explainer=explainer))
+        console.print(f"report written to {html_path}")
+        return
+    print_results(results, fmt)
+
+
+@click.command()
+@click.argument("output")
+@click.argument("sql")
+@options.report_filters
+def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:
+    """Run SQL over the views faces, images, errors and videos of a `fer-mine run` output.
+
+    In faces and images, the column `image` names one photo or one sampled video frame.
+
+    \b
+    Example: fer-mine query mined/ "SELECT emotion, count(*) FROM faces GROUP BY 1"
+    """
+    from fer_mine.reports.archive import Archive
+
+    params = ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha)
+    archive = Archive(output, params)
+    print_results([archive.query(sql, "query", sql)], fmt)

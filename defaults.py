@@ -1,0 +1,39 @@
+"""What `fer-mine run` does unless told otherwise: each value measured (docs/benchmarks.md, Detection and
+Framing). Kept free of heavy imports so that `--help` can show them without loading OpenCV."""
+
+from __future__ import annotations
+
+DETECTORS = ("yunet", "ssd", "haar")
+DEFAULT_DETECTOR = "yunet"
+# Per detector: the longer image side(s) it sees (one pass each, merged) and the score it
+# needs. Chosen with benchmarks/detection_quality.py on 1600x1200 scenes: YuNet-n at 1280
+# finds every face from 24 px (82 ms with both passes) where 1600 costs 118 ms; its 640 pass
+# finds the faces too big for the 1280 pass (a face filling the photo is only boxed in parts
+# there), with landmarks precise enough to align on, which a 320 pass did not give.
+DEFAULT_SIZES: dict[str, tuple[int, ...]] = {"yunet": (1280, 640), "ssd": (640, 1600), "haar": ()}
+DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
+# Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
+DEFAULT_MARGIN = -0.05  # per side, as a share of the box size (negative: inside the box)
+DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
+# Classify each face and its mirror image, probabilities averaged: +0.4 to +0.9 points of
+# FER-2013 validation for twice the classifier's work (`fer-mine compare` shows both)
+DEFAULT_TTA = True
+# The classifier's arithmetic (amacnn/quantize.py): auto is int8 on the CPU where the model card
+# keeps a calibration (within 0.1 point of float32 on validation; 4-5x the faces/s on 2 cores),
+# else float32; CUDA always runs float32
+PRECISIONS = ("auto", "float32", "int8")
+DEFAULT_PRECISION = "auto"
+# Videos: containers OpenCV's FFmpeg backend (in the opencv-python wheels) reads, and how many
+# frames per second of video become images (media/video.py)
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+DEFAULT_VIDEO_FPS = 1.0
+# How --workers N runs on the DirectRunner: Beam's multi_processing or multi_threading mode
+WORKER_MODES = {"processes": "multi_processing", "threads": "multi_threading"}
+DEFAULT_WORKER_MODE = "processes"  # threads matched in-process on 2 cores; many cores unmeasured
+
+
+def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:
+    """`yunet 1280,320; ssd 640,1600` for --help."""
+    return "; ".join(
+        f"{name} {','.join(map(str, v)) if isinstance(v, tuple) else v}" for name, v in values.items() if v
+    )

@@ -1,0 +1,114 @@
+"""DuckDB views over a `fer-mine run` output, and the reports run on them (one SQL file each).
+
+The Python side only finds the SQL files, binds parameters as DuckDB variables and runs
+them; no user input is ever pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from fer_mine.errors import FerMineError
+from fer_mine.pipeline import store
+from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.reports.params import ReportParams
+from fer_mine.reports.registry import REPORTS
+from fer_mine.reports.result import Result
+
+# One image of the archive: a photo, or one sampled frame of a video (schema._FRAME). The views
+# give it as the column `image`, so that the queries group faces by image in one way.
+IMAGE_KEY = "uri || coalesce('#frame=' || frame_index, '')"
+
+
+def sql_text(name: str) -> str:
+    if name not in REPORTS:
+        raise FerMineError(f"unknown report {name!r}; `fer-mine report --list` names them")
+    return (resources.files("fer_mine.sql") / REPORTS[name].sql_file).read_text()
+
+
+def describe(name: str) -> str:
+    """The first line of the report's leading comment: the question it answers."""
+    first = sql_text(name).splitlines()[0]
+    return first.removeprefix("--").strip()
+
+
+class Archive:
+    """A DuckDB connection with the views `faces`, `images`, `errors`, `videos` over one output folder."""
+
+    def __init__(self, output: str | Path, params: ReportParams | None = None) -> None:
+        self.output = str(output)
+        self.params = params or ReportParams()
+        remote = store.is_remote(self.output)
+        store.check_scheme(self.output)
+        if not remote and not Path(self.output).is_dir():
+            raise FerMineError(f"output folder not found: {self.output}")
+        files = {t: store.list_files(store.join(self.output, t)) for t in TABLES}
+        if not files["images"]:
+            raise FerMineError(
+                f"{self.output} holds no fer-mine tables (run `fer-mine run --output {self.output}` first)"
+            )
+        for table, paths in files.items():
+            for path in paths:
+                check_table_file(path, table)
+        self.con = duckdb.connect()
+        self._bind(files, remote)
+
+    def _bind(self, files: dict[str, list[str]], remote: bool) -> None:
+        con, params = self.con, self.params
+        for table, paths in files.items():
+            if paths and not remote:
+                con.execute(f"SET VARIABLE {table}_files = ?", [paths])
+                con.execute(
+                    f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_files'))"
+                )
+            elif paths:
+                # DuckDB reads buckets only through its httpfs extension, downloaded at run time
+                # (impossible offline): the files come through Beam's FileSystems instead
+                tables = [store.read_table(path) for path in paths]
+                con.register(f"all_{table}", pa.concat_tables(tables))
+            else:
+                con.register(f"all_{table}", SCHEMAS[table].empty_table())
+        model = (
+            params.model_sha256
+            or con.execute("SELECT arg_max(model_sha256, processed_at) FROM all_images").fetchone()[0]
+        )
+        for name, value in (("model_sha256", model), ("min_confidence", params.min_confidence),
+                            ("since", params.since), ("until", params.until),
+                            ("min_images", params.min_images), ("limit", params.limit),
+                            ("per_emotion", params.per_emotion), ("bucket_s", params.bucket_s)):  # fmt: skip
+            con.execute(f'SET VARIABLE "{name}" = ?', [value])
+        if params.since is None:
+            con.execute("SET VARIABLE since = NULL::TIMESTAMP")
+        if params.until is None:
+            con.execute("SET VARIABLE until = NULL::TIMESTAMP")
+        window = (
+            "(getvariable('since') IS NULL OR taken_at >= getvariable('since')) AND "
+            "(getvariable('until') IS NULL OR taken_at < getvariable('until'))"
+        )
+        mine = "model_sha256 = getvariable('model_sha256')"
+        con.execute(
+            f"CREATE VIEW images AS SELECT *, {IMAGE_KEY} AS image FROM all_images WHERE {mine} AND {window}"
+        )
+        con.execute(
+            f"CREATE VIEW faces AS SELECT *, {IMAGE_KEY} AS image FROM all_faces WHERE {mine} AND {window} "
+            "AND confidence >= getvariable('min_confidence')"
+        )
+        con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
+        con.execute(f"CREATE VIEW videos AS SELECT * FROM all_videos WHERE {mine}")
+        self.model_sha256 = model
+
+    def query(self, sql: str, name: str = "query", title: str = "") -> Result:
+        try:
+            cursor = self.con.execute(sql)
+        except duckdb.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise FerMineError(f"SQL error in {name}: {message}") from None
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        return Result(name, title or name, columns, cursor.fetchall() if columns else [])
+
+    def report(self, name: str) -> Result:
+        return self.query(sql_text(name), name, describe(name))

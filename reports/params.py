@@ -1,0 +1,19 @@
+"""The parameters the report queries take, bound as DuckDB variables by `reports/archive.py`.
+Kept free of heavy imports so that `--help` shows the defaults."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass
+class ReportParams:
+    min_confidence: float = 0.0  # faces below this top-label probability are left out
+    since: dt.datetime | None = None  # EXIF time window (photos without a time are then left out)
+    until: dt.datetime | None = None
+    model_sha256: str | None = None  # default: the model of the latest run
+    min_images: int = 2  # combinations: smallest itemset count shown
+    limit: int = 50  # review: rows shown
+    per_emotion: int = 6  # gallery: faces shown per emotion
+    bucket_s: float = 10.0  # video_timeline: seconds of video per row

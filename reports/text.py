@@ -1,0 +1,91 @@
+"""Report results as text: rich tables (folded to the terminal's width), CSV, JSON, Markdown."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+from rich.console import Group
+from rich.table import Table
+
+from fer_mine.reports.result import Result
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value == value else "NaN"
+    return str(value)
+
+
+def _jsonable(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def to_rich(result: Result, width: int | None = None) -> Group:
+    """The result as one table, or, when its columns would not fit `width` characters (the
+    terminal's), as several tables of the columns that fit, each led by the first column (the
+    row's key), so that no value is cut into an ellipsis."""
+    cells = [[cell(v) for v in row] for row in result.rows]
+    title = f"[bold]{result.name}[/bold]: {result.title}"
+    groups = _column_groups(result.columns, cells, width) if width else [list(range(len(result.columns)))]
+    tables = []
+    for number, group in enumerate(groups):
+        part = f" (columns {', '.join(result.columns[i] for i in group[1:])})" if len(groups) > 1 else ""
+        table = Table(*(result.columns[i] for i in group), title=(title if not number else "") + part,
+                      title_justify="left")  # fmt: skip
+        for row in cells:
+            table.add_row(*(row[i] for i in group))
+        tables.append(table)
+    return Group(*tables)
+
+
+def _column_groups(columns: list[str], cells: list[list[str]], width: int) -> list[list[int]]:
+    """Column indices in groups whose table fits `width`; the first column leads each group."""
+    # a rich table cell is its text plus one space each side plus one border character
+    natural = [max([len(c)] + [len(row[i]) for row in cells]) + 3 for i, c in enumerate(columns)]
+    if sum(natural) + 1 <= width or len(columns) < 3:
+        return [list(range(len(columns)))]
+    groups: list[list[int]] = [[0]]
+    used = natural[0] + 1
+    for i in range(1, len(columns)):
+        if len(groups[-1]) > 1 and used + natural[i] > width:
+            groups.append([0])
+            used = natural[0] + 1
+        groups[-1].append(i)
+        used += natural[i]
+    return groups
+
+
+def to_csv(result: Result) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows([[_jsonable(v) for v in row] for row in result.rows])
+    return buffer.getvalue()
+
+
+def to_json(results: list[Result]) -> str:
+    return json.dumps(
+        {r.name: [dict(zip(r.columns, map(_jsonable, row), strict=True)) for row in r.rows] for r in results},
+        indent=2,
+    )
+
+
+def to_markdown(result: Result) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"### {result.name}", "", result.title, "", "| " + " | ".join(map(esc, result.columns)) + " |",
+             "|" + "---|" * len(result.columns)]  # fmt: skip
+    lines += ["| " + " | ".join(esc(cell(v)) for v in row) + " |" for row in result.rows]
+    return "\n".join(lines) + "\n"

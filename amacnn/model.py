@@ -218,3 +218,12 @@ def count_macs(model: AMACNN) -> int:
         model(x)
     model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def preset_costs() -> list[tuple]:
+    """Each preset with its parameters and multiply-accumulates per image: (preset, params, MACs)."""
+    costs = []
+    for preset in PRESETS.values():
+        model = build_model(preset.name)
+        costs.append((preset, count_parameters(model), count_macs(model)))
+    return costs

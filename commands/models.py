@@ -7,12 +7,19 @@ from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from fer_mine.amacnn.presets import PRESETS
 from fer_mine.amacnn.recipe import QAT_STEPS
 from fer_mine.commands import options
-from fer_mine.commands.output import console, model_written, out, print_card_metrics
+from fer_mine.commands.output import (
+    console,
+    model_written,
+    print_comparison,
+    print_detector,
+    print_int8_choice,
+    print_member_scores,
+    print_model_card,
+    print_presets,
+)
 from fer_mine.defaults import DEFAULT_TTA
 
 
@@ -61,15 +68,7 @@ def ensemble(models, name, output, data_root, half, soup, threads) -> None:
     ours_name = f"{name} ({'soup' if soup else 'ensemble'})"
     with console.status(f"evaluating {len(members)} members and the combined model"):
         scores = score_on({**members, ours_name: combined}, data, card)
-    any_scores = next(iter(scores.values()))
-    columns = [(key, None) for key in any_scores] + [
-        (key, sub) for key in data.tests for sub in any_scores[key].get("subsets", {})
-    ]
-    table = Table("model", *(f"{k} [{s}]" if s else k for k, s in columns), title="accuracy (choose by val)")
-    for model_name, per_split in scores.items():
-        cells = [per_split[k]["subsets"][s] if s else per_split[k] for k, s in columns]
-        table.add_row(model_name, *(f"{c['accuracy']:.2%}" for c in cells))
-    out.print(table)
+    print_member_scores(scores, list(data.tests))
     record_scores(card, data, {"plain": scores[ours_name], "flip": scores[ours_name + " +flip"]}, output)
     model_written(output, card)
 
@@ -120,40 +119,7 @@ def compare(models, data_root, with_tests, other_labels, as_json, threads) -> No
     if as_json:
         click.echo(json.dumps([asdict(r) | {"verdict": r.verdict} for r in rows], indent=2))
         return
-    out.print(_comparison_table(rows, len(data.val.labels), other_labels))
-
-
-def _comparison_table(rows: list, val_images: int, other_labels: str | None) -> Table:
-    tests = list(rows[0].tests)
-    held = f"val, {other_labels}'s labels ({rows[0].other_labels['images']:,})" if other_labels else None
-    table = Table(
-        "model",
-        "flip",
-        "passes/face",
-        f"val ({val_images})",
-        "only baseline right",
-        "only this right",
-        "McNemar p",
-        "vs baseline",
-        *((held, "its McNemar p") if held else ()),
-        *tests,
-        title="choose by validation; baseline: the first model" + (" with flip" if DEFAULT_TTA else ""),
-    )
-    for r in rows:
-        table.add_row(
-            r.model,
-            "yes" if r.tta else "no",
-            str(r.passes),
-            f"{r.val_accuracy:.2%}",
-            *(
-                ("-", "-", "-", "baseline")
-                if r.baseline
-                else (str(r.only_baseline), str(r.only_this), f"{r.p_value:.3g}", r.verdict)
-            ),
-            *((f"{r.other_labels['accuracy']:.2%}", f"{r.other_labels['p_value']:.3g}") if held else ()),
-            *(f"{r.tests[k]:.2%}" for k in tests),
-        )
-    return table
+    print_comparison(rows, len(data.val.labels), other_labels)
 
 
 @click.command()
@@ -194,73 +160,23 @@ def quantize(model_path, data_root, tta, qat_steps, threads) -> None:
             log=console.print,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    scores = entry["validation"]
-    table = Table("precision", "validation accuracy", title=f"{scores['images']} validation images"
-                  + (", flip TTA" if tta else ""))  # fmt: skip
-    for precision in ("float32", "int8"):
-        table.add_row(precision, f"{scores[precision]:.2%}")
-    out.print(table)
-    verdict = (
-        "kept: run and evaluate use int8 on the CPU"
-        if entry["kept"]
-        else "not kept: it loses more than 0.1 point"
-    )
-    console.print(f"int8 ({entry['method']}) written beside the weights; {verdict}")
+    print_int8_choice(entry, tta)
 
 
 @click.command("model-info")
 @options.model
 def model_info(model_path) -> None:
     """The network presets (parameters, MACs per image) and the model fer-mine runs."""
-    from fer_mine.amacnn.catalog import DEFAULT_MODEL_NAME, shipped_models, training_summary
-    from fer_mine.amacnn.model import build_model, count_macs, count_parameters
+    from fer_mine.amacnn.catalog import DEFAULT_MODEL_NAME, shipped_models
+    from fer_mine.amacnn.model import preset_costs
     from fer_mine.amacnn.weights import read_card
 
-    table = Table("preset", "input", "params", "MMAC/image", "notes", title="AMACNN presets")
-    for preset in PRESETS.values():
-        model = build_model(preset.name)
-        c = preset.config
-        table.add_row(
-            preset.name,
-            f"{c.input_size}x{c.input_size}x{c.in_channels}",
-            f"{count_parameters(model) / 1e6:.2f}M",
-            f"{count_macs(model) / 1e6:,.0f}",
-            preset.summary,
-        )
-    out.print(table)
+    print_presets(preset_costs())
     names = [model_path] if model_path else shipped_models()
     for name in names:
         card, weights = read_card(name)
-        default = " [green](default)[/green]" if card.name == DEFAULT_MODEL_NAME and not model_path else ""
-        trained = card.training
-        out.print(
-            f"\nmodel [bold]{card.name}[/bold]{default}: preset {card.preset}, sha256 {card.sha256[:12]}, "
-            f"labels {', '.join(card.labels)}\n  trained on {', '.join(trained.get('datasets', []))} "
-            f"({training_summary(trained)}); {weights}"
-        )
-        parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
-        if card.members > 1:
-            out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
-        elif parts:
-            out.print(f"  one network, the weights of these averaged (a soup): {parts}")
-        if card.int8:
-            scores = card.int8["validation"]
-            use = (
-                "used on the CPU (--precision auto)"
-                if card.int8["kept"]
-                else "not kept (--precision int8 to use it)"
-            )
-            out.print(
-                f"  int8 ({card.int8_method}): {use}; validation {scores['int8']:.2%} "
-                f"against {scores['float32']:.2%} "
-                f"for float32{' (flip TTA)' if scores['tta'] else ''}"
-            )
-        print_card_metrics(card.metrics)
+        print_model_card(card, weights, default=card.name == DEFAULT_MODEL_NAME and not model_path)
     if not model_path:
         from fer_mine.media.detect import shipped_yunet
 
-        path, detector = shipped_yunet()
-        out.print(
-            f"\ndetector [bold]{detector['name']}[/bold] (default of `run`): sha256 {detector['sha256'][:12]}, "
-            f"{detector['parameters']:,} parameters, {detector['license']}; from {detector['source']}; {path}"
-        )
+        print_detector(*shipped_yunet())

@@ -54,6 +54,17 @@ data_root = click.option(
 device = click.option("--device", help="torch device (default: cuda when available, else cpu).")
 
 
+def each(*decorators: Callable) -> Callable:
+    """Several options as one decorator, in the order given (as `--help` lists them)."""
+
+    def apply(command: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
 def threads(help: str | None = None) -> Callable:
     return click.option("--threads", type=click.IntRange(1), help=help)
 
@@ -64,27 +75,19 @@ def tta(default: bool, help: str, show_default: bool = True) -> Callable:
 
 def report_filters(command: Callable) -> Callable:
     """The filters and output format `report` and `query` share."""
-    for option in reversed(
-        [
-            click.option(
-                "--min-confidence",
-                type=click.FloatRange(0, 1),
-                default=ReportParams.min_confidence,
-                show_default=True,
-                help="Leave out faces whose top label is less probable than this.",
-            ),
-            click.option(
-                "--since", type=click.DateTime(), help="Only photos taken at or after this EXIF time."
-            ),
-            click.option("--until", type=click.DateTime(), help="Only photos taken before this EXIF time."),
-            click.option(
-                "--model-sha", help="Rows of this model only (default: the model of the latest run)."
-            ),
-            click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
-        ]
-    ):
-        command = option(command)
-    return command
+    return each(
+        click.option(
+            "--min-confidence",
+            type=click.FloatRange(0, 1),
+            default=ReportParams.min_confidence,
+            show_default=True,
+            help="Leave out faces whose top label is less probable than this.",
+        ),
+        click.option("--since", type=click.DateTime(), help="Only photos taken at or after this EXIF time."),
+        click.option("--until", type=click.DateTime(), help="Only photos taken before this EXIF time."),
+        click.option("--model-sha", help="Rows of this model only (default: the model of the latest run)."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
+    )(command)
 
 
 def resolve_data_root(value: Path | None) -> Path:

@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from fer_mine.defaults import DEFAULT_TTA
+
 console = Console(stderr=True)  # messages and progress
 out = Console()  # results: tables, JSON, CSV
 
@@ -126,3 +128,147 @@ def run_progress(plan, done: threading.Event) -> None:
             if progress.finished:
                 progress.update(task, rates=rates + "; writing the tables")
         progress.update(task, completed=len(plan.todo))
+
+
+def print_member_scores(scores: dict[str, dict], tests: list[str]) -> None:
+    """`ensemble`: each member's and the combined model's accuracy per split (and subset)."""
+    any_scores = next(iter(scores.values()))
+    columns = [(key, None) for key in any_scores] + [
+        (key, sub) for key in tests for sub in any_scores[key].get("subsets", {})
+    ]
+    table = Table("model", *(f"{k} [{s}]" if s else k for k, s in columns), title="accuracy (choose by val)")
+    for model_name, per_split in scores.items():
+        cells = [per_split[k]["subsets"][s] if s else per_split[k] for k, s in columns]
+        table.add_row(model_name, *(f"{c['accuracy']:.2%}" for c in cells))
+    out.print(table)
+
+
+def print_comparison(rows: list, val_images: int, other_labels: str | None) -> None:
+    """`compare`: one row per model and flip, against the baseline (the first with flip)."""
+    tests = list(rows[0].tests)
+    held = f"val, {other_labels}'s labels ({rows[0].other_labels['images']:,})" if other_labels else None
+    table = Table(
+        "model",
+        "flip",
+        "passes/face",
+        f"val ({val_images})",
+        "only baseline right",
+        "only this right",
+        "McNemar p",
+        "vs baseline",
+        *((held, "its McNemar p") if held else ()),
+        *tests,
+        title="choose by validation; baseline: the first model" + (" with flip" if DEFAULT_TTA else ""),
+    )
+    for r in rows:
+        table.add_row(
+            r.model,
+            "yes" if r.tta else "no",
+            str(r.passes),
+            f"{r.val_accuracy:.2%}",
+            *(
+                ("-", "-", "-", "baseline")
+                if r.baseline
+                else (str(r.only_baseline), str(r.only_this), f"{r.p_value:.3g}", r.verdict)
+            ),
+            *((f"{r.other_labels['accuracy']:.2%}", f"{r.other_labels['p_value']:.3g}") if held else ()),
+            *(f"{r.tests[k]:.2%}" for k in tests),
+        )
+    out.print(table)
+
+
+def print_int8_choice(entry: dict, tta: bool) -> None:
+    """`quantize`: float32 and int8 on validation, and whether int8 is kept."""
+    scores = entry["validation"]
+    table = Table("precision", "validation accuracy", title=f"{scores['images']} validation images"
+                  + (", flip TTA" if tta else ""))  # fmt: skip
+    for precision in ("float32", "int8"):
+        table.add_row(precision, f"{scores[precision]:.2%}")
+    out.print(table)
+    verdict = (
+        "kept: run and evaluate use int8 on the CPU"
+        if entry["kept"]
+        else "not kept: it loses more than 0.1 point"
+    )
+    console.print(f"int8 ({entry['method']}) written beside the weights; {verdict}")
+
+
+def print_presets(costs: list) -> None:
+    """`model-info`: each preset's input, parameters and MACs per image."""
+    table = Table("preset", "input", "params", "MMAC/image", "notes", title="AMACNN presets")
+    for preset, parameters, macs in costs:
+        c = preset.config
+        table.add_row(preset.name, f"{c.input_size}x{c.input_size}x{c.in_channels}", f"{parameters / 1e6:.2f}M",
+                      f"{macs / 1e6:,.0f}", preset.summary)  # fmt: skip
+    out.print(table)
+
+
+def print_model_card(card, weights: Path, default: bool) -> None:
+    """`model-info`: what a model is, how it was made, its int8 and its measured figures."""
+    from fer_mine.amacnn.catalog import training_summary
+
+    trained = card.training
+    out.print(
+        f"\nmodel [bold]{card.name}[/bold]{' [green](default)[/green]' if default else ''}: preset {card.preset}, "
+        f"sha256 {card.sha256[:12]}, labels {', '.join(card.labels)}\n  trained on "
+        f"{', '.join(trained.get('datasets', []))} ({training_summary(trained)}); {weights}"
+    )
+    parts = ", ".join(f"{m['name']} ({m['sha256'][:8]})" for m in trained.get("ensemble_of", []))
+    if card.members > 1:
+        out.print(f"  an ensemble of {card.members} networks, probabilities averaged: {parts}")
+    elif parts:
+        out.print(f"  one network, the weights of these averaged (a soup): {parts}")
+    if card.int8:
+        scores = card.int8["validation"]
+        use = (
+            "used on the CPU (--precision auto)"
+            if card.int8["kept"]
+            else "not kept (--precision int8 to use it)"
+        )
+        out.print(
+            f"  int8 ({card.int8_method}): {use}; validation {scores['int8']:.2%} against {scores['float32']:.2%} "
+            f"for float32{' (flip TTA)' if scores['tta'] else ''}"
+        )
+    print_card_metrics(card.metrics)
+
+
+def print_detector(path: Path, detector: dict) -> None:
+    out.print(
+        f"\ndetector [bold]{detector['name']}[/bold] (default of `run`): sha256 {detector['sha256'][:12]}, "
+        f"{detector['parameters']:,} parameters, {detector['license']}; from {detector['source']}; {path}"
+    )
+
+
+def print_plan(settings, plan) -> None:
+    """`run`: the model, detector and runner, and what was found to do."""
+    console.print(
+        f"model {plan.card.name} ({plan.card.sha256[:12]}, {plan.precision}), detector "
+        f"{'none (aligned)' if settings.aligned else settings.detector.name}, runner {settings.runner}"
+        f"{f' x{settings.workers} workers' if settings.workers > 1 else ''}"
+    )
+    others = (
+        f" ({len(plan.other_files)} other files are not photos or videos and stay aside)"
+        if plan.other_files
+        else ""
+    )
+    console.print(
+        f"found {len(plan.found)} files, {len(plan.found) - len(plan.todo)} already recorded, "
+        f"{len(plan.todo)} to process ({plan.videos} of them videos){others}"
+    )
+
+
+def print_run_summary(result: dict, output: str) -> None:
+    """`run`: the counts of the run, and where its tables are."""
+    columns = {"found": "found", "skipped": "already recorded", "images": "images", "videos": "videos",
+               "faces": "faces", "errors": "errors"}  # fmt: skip
+    summary = Table(*columns.values(), title=f"fer-mine run {result.get('run_id', '')}")
+    summary.add_row(*(str(result.get(k, 0)) for k in columns))
+    out.print(summary)
+    folder = output.rstrip("/")  # a folder or a bucket URI, as given
+    if result.get("errors"):
+        console.print(
+            f"[yellow]warning:[/yellow] {result['errors']} files could not be processed; see {folder}/errors/"
+        )
+    console.print(
+        f"tables written to {folder}/ (faces, images, errors, videos); try `fer-mine report {folder}`"
+    )

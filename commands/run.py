@@ -6,10 +6,9 @@ import sys
 from functools import partial
 
 import click
-from rich.table import Table
 
 from fer_mine.commands import options
-from fer_mine.commands.output import console, out, run_progress
+from fer_mine.commands.output import console, print_plan, print_run_summary, run_progress
 from fer_mine.defaults import (
     DEFAULT_DETECTOR,
     DEFAULT_SIZES,
@@ -21,6 +20,93 @@ from fer_mine.defaults import (
     VIDEO_EXTENSIONS,
     WORKER_MODES,
     describe,
+)
+
+# How faces are found and cut: detector, its sizes and threshold, framing
+DETECTION = (
+    click.option(
+        "--detector",
+        type=click.Choice(DETECTORS),
+        default=DEFAULT_DETECTOR,
+        show_default=True,
+        help="Face detector: YuNet-n (shipped, OpenCV 4 and 5); OpenCV's res10 SSD or Haar cascade (OpenCV 4 only).",
+    ),
+    click.option(
+        "--detector-model",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Another YuNet .onnx file for --detector yunet (default: the shipped YuNet-n).",
+    ),
+    click.option(
+        "--detect-size",
+        callback=lambda ctx, param, value: _sizes(value) if value else None,
+        help="Longer image side(s) the detector sees, comma-separated: one pass each, merged "
+        f"(default: {describe(DEFAULT_SIZES)}; see benchmarks/detection_quality.py).",
+    ),
+    click.option(
+        "--min-face",
+        type=click.IntRange(1),
+        default=10,
+        show_default=True,
+        help="Smallest face side kept, in original pixels.",
+    ),
+    click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        help=f"Detector score needed (default: {describe(DEFAULT_THRESHOLDS)}).",
+    ),
+    options.margin,
+    options.align,
+    options.aligned,
+)
+
+
+# How the work is shared out: batches, local workers
+WORKERS = (
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1, 4096),
+        default=64,
+        show_default=True,
+        help="Faces per inference batch.",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(1, 256),
+        default=1,
+        show_default=True,
+        help="Local workers (DirectRunner), each with its share of the cores.",
+    ),
+    click.option(
+        "--worker-mode",
+        type=click.Choice(WORKER_MODES),
+        default=DEFAULT_WORKER_MODE,
+        show_default=True,
+        help="With --workers: processes (no shared interpreter: for many cores) or threads in this process "
+        "(no start-up per worker: as fast as in-process on 2 cores, measured).",
+    ),
+)
+
+
+# What is read: size limit, video frames, images already recorded
+READING = (
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(1),
+        default=120_000_000,
+        show_default=True,
+        help="Larger images are refused (decompression bombs).",
+    ),
+    click.option(
+        "--video-fps",
+        type=click.FloatRange(0, 240),
+        default=DEFAULT_VIDEO_FPS,
+        show_default=True,
+        help=f"Frames sampled per second of video ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)}); 0 leaves "
+        "videos aside.",
+    ),
+    click.option(
+        "--overwrite", is_flag=True, help="Redo every image, not only those not yet recorded for this model."
+    ),
 )
 
 
@@ -39,79 +125,9 @@ from fer_mine.defaults import (
     "with fer-mine[s3] or [gcp].",
 )
 @options.model
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 4096),
-    default=64,
-    show_default=True,
-    help="Faces per inference batch.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=1,
-    show_default=True,
-    help="Local workers (DirectRunner), each with its share of the cores.",
-)
-@click.option(
-    "--worker-mode",
-    type=click.Choice(WORKER_MODES),
-    default=DEFAULT_WORKER_MODE,
-    show_default=True,
-    help="With --workers: processes (no shared interpreter: for many cores) or threads in this process "
-    "(no start-up per worker: as fast as in-process on 2 cores, measured).",
-)
-@click.option(
-    "--detector",
-    type=click.Choice(DETECTORS),
-    default=DEFAULT_DETECTOR,
-    show_default=True,
-    help="Face detector: YuNet-n (shipped, OpenCV 4 and 5); OpenCV's res10 SSD or Haar cascade (OpenCV 4 only).",
-)
-@click.option(
-    "--detector-model",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Another YuNet .onnx file for --detector yunet (default: the shipped YuNet-n).",
-)
-@click.option(
-    "--detect-size",
-    callback=lambda ctx, param, value: _sizes(value) if value else None,
-    help="Longer image side(s) the detector sees, comma-separated: one pass each, merged "
-    f"(default: {describe(DEFAULT_SIZES)}; see benchmarks/detection_quality.py).",
-)
-@click.option(
-    "--min-face",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Smallest face side kept, in original pixels.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    help=f"Detector score needed (default: {describe(DEFAULT_THRESHOLDS)}).",
-)
-@options.margin
-@options.align
-@options.aligned
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(1),
-    default=120_000_000,
-    show_default=True,
-    help="Larger images are refused (decompression bombs).",
-)
-@click.option(
-    "--video-fps",
-    type=click.FloatRange(0, 240),
-    default=DEFAULT_VIDEO_FPS,
-    show_default=True,
-    help=f"Frames sampled per second of video ({', '.join(e[1:] for e in VIDEO_EXTENSIONS)}); 0 leaves "
-    "videos aside.",
-)
-@click.option(
-    "--overwrite", is_flag=True, help="Redo every image, not only those not yet recorded for this model."
-)
+@options.each(*WORKERS)
+@options.each(*DETECTION)
+@options.each(*READING)
 @options.tta(
     DEFAULT_TTA,
     "Average each face's probabilities with its mirror image (+0.4 to +0.9 points on FER-2013 validation).",
@@ -144,46 +160,13 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
                            beam_args=list(chosen.pop("beam_args")), verbose=verbose, **chosen)  # fmt: skip
     plan = plan_run(settings)
     if not quiet:
-        _print_plan(settings, plan)
+        print_plan(settings, plan)
     watch = None if quiet or not console.is_terminal else partial(run_progress, plan)
     result = run_watched(settings, plan, watch)
     if not quiet:
-        _print_summary(result, output)
+        print_run_summary(result, output)
     if strict and result.get("errors"):
         sys.exit(1)
-
-
-def _print_plan(settings, plan) -> None:
-    console.print(
-        f"model {plan.card.name} ({plan.card.sha256[:12]}, {plan.precision}), detector "
-        f"{'none (aligned)' if settings.aligned else settings.detector.name}, runner {settings.runner}"
-        f"{f' x{settings.workers} workers' if settings.workers > 1 else ''}"
-    )
-    others = (
-        f" ({len(plan.other_files)} other files are not photos or videos and stay aside)"
-        if plan.other_files
-        else ""
-    )
-    console.print(
-        f"found {len(plan.found)} files, {len(plan.found) - len(plan.todo)} already recorded, "
-        f"{len(plan.todo)} to process ({plan.videos} of them videos){others}"
-    )
-
-
-def _print_summary(result: dict, output: str) -> None:
-    columns = {"found": "found", "skipped": "already recorded", "images": "images", "videos": "videos",
-               "faces": "faces", "errors": "errors"}  # fmt: skip
-    summary = Table(*columns.values(), title=f"fer-mine run {result.get('run_id', '')}")
-    summary.add_row(*(str(result.get(k, 0)) for k in columns))
-    out.print(summary)
-    folder = output.rstrip("/")  # a folder or a bucket URI, as given
-    if result.get("errors"):
-        console.print(
-            f"[yellow]warning:[/yellow] {result['errors']} files could not be processed; see {folder}/errors/"
-        )
-    console.print(
-        f"tables written to {folder}/ (faces, images, errors, videos); try `fer-mine report {folder}`"
-    )
 
 
 def _sizes(value: str) -> tuple[int, ...]:

@@ -133,3 +133,24 @@ def test_the_network_code_never_imports_the_pipeline_reports_or_commands():
 def test_the_checks_catch_what_they_guard_against(graph, upward, circular):
     assert bool(upward_imports(graph)) == upward
     assert (cycle(graph) is not None) == circular
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = []
+    for path in [ROOT / "cli.py", *(p for folder in PACKAGE_DIRS for p in (ROOT / folder).rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fer_mine"):
+                found += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert found == []
+
+
+def test_no_function_of_the_package_is_longer_than_a_screen():
+    """A function a reader can see whole: at most 80 lines, decorators included."""
+    long = []
+    for path in [ROOT / "cli.py", *(p for folder in PACKAGE_DIRS for p in (ROOT / folder).rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                if node.end_lineno - start + 1 > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert long == []

@@ -256,3 +256,23 @@ def test_html_renders_in_headless_chromium_without_network(mined, tmp_path):
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (2400, 1200)
     assert image.std() > 10  # not a blank page
+
+
+def test_every_sql_file_is_one_registry_entry_that_names_the_parameters_it_reads():
+    """A report is one SQL file and one registry entry: neither exists without the other, and the
+    entry lists the parameters its query reads beyond the filters every view applies."""
+    import re
+    from importlib import resources
+
+    from fer_mine.reports.archive import sql_text
+
+    files = {
+        p.name.removesuffix(".sql")
+        for p in resources.files("fer_mine.sql").iterdir()
+        if p.name.endswith(".sql")
+    }
+    assert files == set(REPORTS)
+    for name, report in REPORTS.items():
+        read = set(re.findall(r"getvariable\('(\w+)'\)", sql_text(name)))
+        assert read == set(report.params), name
+        assert sql_text(name).startswith("-- "), name  # the question it answers, for --list

@@ -40,9 +40,11 @@ def to_rich(result: Result, width: int | None = None) -> Group:
     groups = _column_groups(result.columns, cells, width) if width else [list(range(len(result.columns)))]
     tables = []
     for number, group in enumerate(groups):
-        part = f" (columns {', '.join(result.columns[i] for i in group[1:])})" if len(groups) > 1 else ""
-        table = Table(*(result.columns[i] for i in group), title=(title if not number else "") + part,
-                      title_justify="left")  # fmt: skip
+        table = Table(
+            title=f"[bold]{result.name}[/bold] (continued)" if number else title, title_justify="left"
+        )
+        for i in group:  # a value longer than the terminal (a long path) folds onto more lines
+            table.add_column(result.columns[i], overflow="fold")
         for row in cells:
             table.add_row(*(row[i] for i in group))
         tables.append(table)
@@ -55,12 +57,13 @@ def _column_groups(columns: list[str], cells: list[list[str]], width: int) -> li
     natural = [max([len(c)] + [len(row[i]) for row in cells]) + 3 for i, c in enumerate(columns)]
     if sum(natural) + 1 <= width or len(columns) < 3:
         return [list(range(len(columns)))]
+    key = min(natural[0], max(12, width // 3))  # a longer key (a long path) folds onto more lines
     groups: list[list[int]] = [[0]]
-    used = natural[0] + 1
+    used = key + 1
     for i in range(1, len(columns)):
         if len(groups[-1]) > 1 and used + natural[i] > width:
             groups.append([0])
-            used = natural[0] + 1
+            used = key + 1
         groups[-1].append(i)
         used += natural[i]
     return groups

@@ -97,9 +97,10 @@ def test_wide_reports_fold_into_tables_that_fit_80_columns():
     from fer_mine.reports.text import to_rich
 
     columns = ["path", "bucket_start_s", "frames", "faces", *(f"emotion_{i}" for i in range(7)), "changes"]
+    long_path = "videos/" + "a-very-long-folder-name/" * 4 + "talk.mp4"  # longer than the terminal
     rows = [
         ("videos/party.mp4", 10.0, 10, 12, *(0.1234,) * 7, 3),
-        ("videos/talk.mp4", 0.0, 10, 9, *(0.5,) * 7, 0),
+        (long_path, 0.0, 10, 9, *(0.5,) * 7, 0),
     ]
     console = Console(width=80, record=True, color_system=None)
     console.print(to_rich(Result("video_timeline", "emotions over each video", columns, rows), 80))
@@ -109,3 +110,4 @@ def test_wide_reports_fold_into_tables_that_fit_80_columns():
     for value in (*columns, "videos/party.mp4", "0.1234"):
         assert value in text
     assert text.count("videos/party.mp4") >= 2  # each table of columns led by the row's key
+    assert "a-very-long-folder-name" in text and "talk.mp4" in text  # folded, not cut

@@ -27,9 +27,17 @@ DEFAULT_PRECISION = "auto"
 # frames per second of video become images (media/video.py)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 DEFAULT_VIDEO_FPS = 1.0
-# How --workers N runs on the DirectRunner: Beam's multi_processing or multi_threading mode
+# How --workers N runs on the DirectRunner: Beam's multi_processing or multi_threading mode.
+# Threads by default: no start-up per worker (each process imports torch, OpenCV and Beam again:
+# 2.3 s of CPU on 2 cores) and one model in memory; the work itself (decoding, OpenCV, torch)
+# releases the GIL. Measured 2026-12-04 on 2 cores: 850 portraits, two threads 0.87x the
+# in-process time, two processes 1.24x; on a 16-vCPU machine, 400 photos of 1600x1200: 12 threads
+# 26 s, 12 processes 38 s (docs/benchmarks.md, Parallelism)
 WORKER_MODES = {"processes": "multi_processing", "threads": "multi_threading"}
-DEFAULT_WORKER_MODE = "processes"  # threads matched in-process on 2 cores; many cores unmeasured
+DEFAULT_WORKER_MODE = "threads"
+# --workers auto (the default): one thread per core, never more threads than files; one file
+# or one core runs in-process. See pipeline/run.py, choose_workers
+AUTO_WORKERS = "auto"
 
 
 def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:

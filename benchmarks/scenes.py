@@ -6,6 +6,7 @@ NASA) and the cameraman pasted at known places and sizes onto cluttered backgrou
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,13 @@ class Scene:
 
 
 def _source_heads() -> list[tuple[np.ndarray, tuple[float, float, float, float]]]:
-    """(head patch BGR, face box inside the patch) for each source photo."""
+    """(head patch BGR, face box inside the patch) for each source photo. With $FER_MINE_SCENE_HEADS
+    naming an .npz file, read from it if it exists, else written to it: a machine without
+    scikit-image (a lent GPU machine) builds the same scenes from the file."""
+    cache = os.environ.get("FER_MINE_SCENE_HEADS")
+    if cache and Path(cache).is_file():
+        stored = np.load(cache)
+        return [(stored[f"patch{i}"], tuple(stored[f"box{i}"].tolist())) for i in range(len(_SOURCES))]
     import skimage.data
 
     heads = []
@@ -37,6 +44,9 @@ def _source_heads() -> list[tuple[np.ndarray, tuple[float, float, float, float]]
         x0, y0 = max(0, x - mx), max(0, y - my)
         x1, y1 = min(photo.shape[1], x + w + mx), min(photo.shape[0], y + h + my)
         heads.append((np.ascontiguousarray(photo[y0:y1, x0:x1]), (x - x0, y - y0, w, h)))
+    if cache:
+        arrays = {f"patch{i}": patch for i, (patch, _) in enumerate(heads)}
+        np.savez_compressed(cache, **arrays, **{f"box{i}": np.array(box) for i, (_, box) in enumerate(heads)})
     return heads
 
 

@@ -244,7 +244,7 @@ def print_plan(settings, plan) -> None:
     console.print(
         f"model {plan.card.name} ({plan.card.sha256[:12]}, {plan.precision}), detector "
         f"{'none (aligned)' if settings.aligned else settings.detector.name}, runner {settings.runner}"
-        f"{f' x{settings.workers} workers' if settings.workers > 1 else ''}"
+        f"{f' x{plan.workers} workers ({plan.worker_mode})' if plan.workers > 1 else ''}"
     )
     others = (
         f" ({len(plan.other_files)} other files are not photos or videos and stay aside)"

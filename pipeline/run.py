@@ -79,21 +79,12 @@ class RunSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     video_fps: float = DEFAULT_VIDEO_FPS  # frames sampled per second of video; 0 = videos stay aside
     overwrite: bool = False
-    workers: int = 1
+    workers: int | None = None  # local workers on the DirectRunner; None: auto (choose_workers)
     worker_mode: str = DEFAULT_WORKER_MODE  # a key of WORKER_MODES
     runner: str = "DirectRunner"
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None
     verbose: bool = False  # library log lines and warnings in the workers too (logs.py)
-
-    @property
-    def threads(self) -> int | None:
-        """CPU threads for OpenCV and torch in each local worker: the cores shared out, so that N
-        workers do not each start a thread per core (N x cores threads fighting for the cores).
-        None on other runners: their workers' machines decide."""
-        if self.runner != "DirectRunner":
-            return None
-        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
 
 
 @dataclass
@@ -104,7 +95,12 @@ class RunPlan:
     todo: list[FoundFile]
     staging: str  # this run's staging folder, under the output's STAGING
     other_files: list[str]  # neither photos nor (sampled) videos: left aside, counted in the summary
-    precision: str = "float32"  # the run's, resolved from settings.precision (amacnn/quantize.py)
+    precision: str = "float32"  # the run's, resolved from settings.precision (amacnn/int8.py)
+    workers: int = 1  # the run's local workers, resolved from settings.workers (choose_workers)
+    worker_mode: str = DEFAULT_WORKER_MODE
+    # CPU threads for OpenCV and torch in each local worker: the cores shared out, so that N
+    # workers do not each start a thread per core; None on other runners (their machines decide)
+    threads: int | None = None
     # a local folder where the steps leave their live counts (pipeline/progress.py)
     progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))
 
@@ -220,13 +216,13 @@ class DetectAndCropFaces(_CountingDoFn):
         super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir, settings.verbose)
         self.preprocess: Preprocess = plan.card.preprocess
         self.settings = settings
-        self.precision = plan.precision
+        self.precision, self.threads = plan.precision, plan.threads
         self.detector: FaceDetector | None = None
 
     def setup(self) -> None:
         super().setup()
-        if self.settings.threads:  # runs in each worker process, where the work is
-            cv2.setNumThreads(self.settings.threads)
+        if self.threads:  # runs in each worker process, where the work is
+            cv2.setNumThreads(self.threads)
         if not self.settings.aligned:
             self.detector = FaceDetector(self.settings.detector)
 
@@ -299,7 +295,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
             settings.batch_size,
             settings.device,
             settings.tta,
-            settings.threads,
+            plan.threads,
             plan.precision,
         )
     )
@@ -408,7 +404,22 @@ def plan_run(settings: RunSettings) -> RunPlan:
     done = recorded_uris(output, card, settings.tta, precision)
     todo = [f for f in found if printable(f.uri) not in done]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files, precision)
+    workers, mode, threads = choose_workers(settings, len(todo), os.cpu_count() or 1)
+    return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files, precision,
+                   workers, mode, threads)  # fmt: skip
+
+
+def choose_workers(settings: RunSettings, files: int, cores: int) -> tuple[int, str, int | None]:
+    """Local workers, their mode and CPU threads each. A given count stands; auto (None) is one
+    thread per core, never more than files, in-process for one. Other runners: their own
+    workers and threads."""
+    if settings.runner != "DirectRunner":
+        return settings.workers or 1, settings.worker_mode, None
+    if settings.workers is None:
+        workers, mode = max(1, min(cores, files)), "threads"
+    else:
+        workers, mode = settings.workers, settings.worker_mode
+    return workers, mode, max(1, cores // workers)
 
 
 def _unknown_beam_args(args: list[str]) -> list[str]:
@@ -423,7 +434,9 @@ def _unknown_beam_args(args: list[str]) -> list[str]:
     return [a for a in parser.parse_known_args(args)[1] if a.startswith("-")]
 
 
-def pipeline_options(settings: RunSettings) -> PipelineOptions:
+def pipeline_options(settings: RunSettings, plan: RunPlan | None = None) -> PipelineOptions:
+    """Beam's options for the run (`plan`: its workers); without a plan, those the object-store
+    clients read (endpoint, region, credentials)."""
     args = [f"--runner={settings.runner}", *settings.beam_args]
     unknown = _unknown_beam_args(args)
     if unknown:
@@ -431,10 +444,10 @@ def pipeline_options(settings: RunSettings) -> PipelineOptions:
             f"unknown option {' '.join(unknown)}: neither fer-mine run nor Beam takes it "
             "(see fer-mine run --help; Beam pipeline options go after --)"
         )
-    if settings.runner == "DirectRunner":
-        args.append(f"--direct_num_workers={settings.workers}")
+    if settings.runner == "DirectRunner" and plan is not None:
+        args.append(f"--direct_num_workers={plan.workers}")
         if not any(a.startswith("--direct_running_mode") for a in args):  # the user's choice stands
-            mode = WORKER_MODES[settings.worker_mode] if settings.workers > 1 else "in_memory"
+            mode = WORKER_MODES[plan.worker_mode] if plan.workers > 1 else "in_memory"
             args.append(f"--direct_running_mode={mode}")
     if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
         # worker processes log every gRPC start and stop at INFO over the progress display
@@ -465,7 +478,7 @@ def run(
         if not plan.todo:
             return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0,
                     "videos": 0}  # fmt: skip
-        p = test_pipeline or beam.Pipeline(options=pipeline_options(settings))
+        p = test_pipeline or beam.Pipeline(options=pipeline_options(settings, plan))
         build_pipeline(p, plan, settings)
         p.run().wait_until_finish()
         counts = commit(plan, settings.output)

@@ -222,6 +222,35 @@ def test_two_workers_give_the_same_records(archive, mined, tmp_path, mode):
         same_records(table(tmp_path / "w2", name), table(mined, name))
 
 
+@pytest.mark.parametrize(
+    ("workers", "mode", "runner", "files", "cores", "chosen"),
+    [
+        (None, "threads", "DirectRunner", 1000, 16, (16, "threads", 1)),  # auto: a thread per core
+        (None, "threads", "DirectRunner", 3, 16, (3, "threads", 5)),  # never more threads than files
+        (None, "processes", "DirectRunner", 1, 16, (1, "threads", 16)),  # one file: in-process
+        (None, "threads", "DirectRunner", 850, 2, (2, "threads", 1)),
+        (4, "processes", "DirectRunner", 1000, 16, (4, "processes", 4)),  # a given count stands
+        (None, "threads", "DataflowRunner", 1000, 16, (1, "threads", None)),  # its machines decide
+    ],
+)
+def test_workers_auto_is_a_thread_per_core_and_a_given_count_stands(
+    workers, mode, runner, files, cores, chosen
+):
+    from fer_mine.pipeline.run import RunSettings, choose_workers
+
+    settings = RunSettings(inputs=["x"], output="y", workers=workers, worker_mode=mode, runner=runner)
+    assert choose_workers(settings, files, cores) == chosen
+
+
+def test_plain_run_says_how_many_workers_it_chose(archive, tmp_path, monkeypatch):
+    monkeypatch.setattr("fer_mine.pipeline.run.os.cpu_count", lambda: 4)
+    result = CliRunner().invoke(main, ["run", "--input", str(archive[0]), "--output", str(tmp_path / "auto")])
+    assert result.exit_code == 0, result.output
+    assert "x4 workers (threads)" in " ".join(result.output.split())
+    refused = run_cli("--input", str(archive[0]), "--output", str(tmp_path / "x"), "--workers", "many")
+    assert refused.exit_code == 2 and "neither auto nor a number of workers" in refused.output
+
+
 def test_aligned_mode_treats_each_image_as_one_face(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):

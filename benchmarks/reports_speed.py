@@ -30,6 +30,16 @@ from fer_mine.reports.registry import REPORTS
 MODEL = "f" * 64
 
 
+def _table(name: str, rows: int, columns: dict) -> pa.Table:
+    """The table with the real schema; columns not given are what photos without landmarks or
+    video frames hold: null, or False where the schema allows no null."""
+    schema = SCHEMAS[name]
+    for field in schema:
+        if field.name not in columns:
+            columns[field.name] = pa.nulls(rows, field.type) if field.nullable else np.zeros(rows, bool)
+    return pa.table(columns, schema=schema)
+
+
 def build(out: Path, n_faces: int, seed: int = 0) -> tuple[int, int]:
     rng = np.random.default_rng(seed)
     per_image = rng.choice(9, size=n_faces, p=[0.12, 0.38, 0.2, 0.1, 0.08, 0.05, 0.03, 0.02, 0.02])
@@ -47,20 +57,19 @@ def build(out: Path, n_faces: int, seed: int = 0) -> tuple[int, int]:
     common = {"run_id": np.full(n_images, "bench"), "path": paths, "uri": np.char.add("/photos/", paths),
               "folder": np.char.add("f", folder.astype(str))}  # fmt: skip
     taken_col = pa.array(taken, mask=untimed)
-    images = pa.table({**common, "sha256": np.full(n_images, "s" * 64), "width": np.full(n_images, 4000, np.int32),
+    images = _table("images", n_images, {**common, "sha256": np.full(n_images, "s" * 64), "width": np.full(n_images, 4000, np.int32),
                        "height": np.full(n_images, 3000, np.int32), "format": np.full(n_images, "JPEG"),
                        "taken_at": taken_col, "face_count": per_image.astype(np.int32),
                        "detector": np.full(n_images, "ssd"), "model_sha256": np.full(n_images, MODEL),
                        "tta": np.full(n_images, True), "precision": np.full(n_images, "int8"),
-                       "processed_at": pa.array([now] * n_images, pa.timestamp("us", tz="UTC"))},
-                      schema=SCHEMAS["images"])  # fmt: skip
+                       "processed_at": pa.array([now] * n_images, pa.timestamp("us", tz="UTC"))})  # fmt: skip
     owner = np.repeat(np.arange(n_images), per_image)
     n = len(owner)
     # per-folder emotion mixes so that the folder report has something to rank
     logits = rng.normal(0, 1, (300, len(EMOTIONS)))[folder[owner]] + rng.normal(0, 1.5, (n, len(EMOTIONS)))
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     top = probs.argmax(1)
-    faces = pa.table({
+    faces = _table("faces", n, {
         **{k: np.asarray(v)[owner] for k, v in common.items()}, "image_sha256": np.full(n, "s" * 64),
         "taken_at": taken_col.take(pa.array(owner)), "face_index": (np.arange(n) - np.repeat(np.cumsum(per_image) - per_image, per_image)).astype(np.int32),
         "box_x": rng.integers(0, 3000, n, dtype=np.int32), "box_y": rng.integers(0, 2000, n, dtype=np.int32),
@@ -71,7 +80,7 @@ def build(out: Path, n_faces: int, seed: int = 0) -> tuple[int, int]:
         "model_name": np.full(n, "bench"), "model_sha256": np.full(n, MODEL), "tta": np.full(n, True),
         "precision": np.full(n, "int8"),
         "processed_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-    }, schema=SCHEMAS["faces"])  # fmt: skip
+    })  # fmt: skip
     errors = pa.Table.from_pylist(
         [{"run_id": "bench", "path": f"bad{i}.jpg", "uri": f"/photos/bad{i}.jpg", "folder": "", "stage": "decode",
           "kind": ["corrupt", "empty_file", "not_an_image"][i % 3], "message": "x", "model_sha256": MODEL,

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import IO
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fer_mine.errors import FerMineError
@@ -119,6 +120,55 @@ def open_read(path: str) -> IO[bytes]:
         handle = filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     with handle:
         yield handle
+
+
+def arrow_filesystem():
+    """Beam's FileSystems as a read-only pyarrow filesystem, so that Parquet files in a bucket
+    are read as a pyarrow dataset: the columns and row groups a query needs, batch by batch,
+    instead of every file whole into memory first."""
+    return pafs.PyFileSystem(_BeamFiles())
+
+
+def _read_only(*_, **__):
+    raise NotImplementedError("fer-mine reads buckets through this filesystem, never writes")
+
+
+class _BeamFiles(pafs.FileSystemHandler):
+    """pyarrow's side of `arrow_filesystem`: file sizes from a listing, seekable reads from
+    Beam's object-store clients (S3, GCS)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _BeamFiles)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def get_type_name(self) -> str:
+        return "beam"
+
+    def normalize_path(self, path: str) -> str:
+        return path
+
+    def get_file_info(self, paths: list[str]) -> list:
+        infos = []
+        for path in paths:
+            with storage_errors(f"cannot reach {path}"):
+                found = filesystems().match([path])[0].metadata_list
+            kind = pafs.FileType.File if found else pafs.FileType.NotFound
+            infos.append(pafs.FileInfo(path, kind, size=found[0].size_in_bytes if found else None))
+        return infos
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        from apache_beam.io.filesystem import CompressionTypes
+
+        with storage_errors(f"cannot read {path}"):
+            handle = filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return pa.PythonFile(handle, mode="r")
+
+    open_input_stream = open_input_file
+    get_file_info_selector = create_dir = delete_dir = delete_dir_contents = _read_only
+    delete_root_dir_contents = delete_file = move = copy_file = _read_only
+    open_output_stream = open_append_stream = _read_only
 
 
 def read_schema(path: str) -> pa.Schema:

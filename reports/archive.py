@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+import pyarrow.dataset as pads
 
 from fer_mine.errors import FerMineError
 from fer_mine.pipeline import store
@@ -67,9 +67,11 @@ class Archive:
                 )
             elif paths:
                 # DuckDB reads buckets only through its httpfs extension, downloaded at run time
-                # (impossible offline): the files come through Beam's FileSystems instead
-                tables = [store.read_table(path) for path in paths]
-                con.register(f"all_{table}", pa.concat_tables(tables))
+                # (impossible offline): it scans a pyarrow dataset over Beam's FileSystems instead,
+                # reading the row groups a query needs rather than every file into memory first
+                dataset = pads.dataset(paths, schema=SCHEMAS[table], format="parquet",
+                                       filesystem=store.arrow_filesystem())  # fmt: skip
+                con.register(f"all_{table}", dataset)
             else:
                 con.register(f"all_{table}", SCHEMAS[table].empty_table())
         model = (

@@ -3,7 +3,14 @@
 -- second_emotion: the runner-up label; reason: 'close call' (margin < 0.1), 'low confidence'
 -- (confidence < 0.4), or both. At most $limit rows.
 WITH sorted AS (
-    SELECT *, list_sort(list_value(*COLUMNS('^p_')), 'DESC') AS ranked FROM faces
+    -- only the faces that can be candidates get their probabilities sorted: a runner-up within
+    -- 0.1 of the top label (two probabilities within 0.1 of the confidence, itself included),
+    -- or low confidence; the runner-up is at most 1 - confidence, so none from 0.55 up qualifies
+    -- (0.56: room for the rounding of probabilities stored as float32)
+    SELECT *, list_sort(list_value(*COLUMNS('^p_')), 'DESC') AS ranked
+    FROM faces
+    WHERE confidence < 0.56
+      AND (confidence < 0.4 OR len(list_filter(list_value(*COLUMNS('^p_')), lambda p: confidence - p < 0.1)) >= 2)
 ),
 scored AS (SELECT * EXCLUDE (ranked), confidence - ranked[2] AS margin FROM sorted),
 candidates AS (

@@ -97,7 +97,9 @@ def save_model(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(weights_path), metadata={"format": CARD_FORMAT, "name": card.name})
+    # one metadata key: safetensors writes several in an order that changes from process to
+    # process, and then the same weights would get another sha256 (the name is in the card)
+    save_file(state, str(weights_path), metadata={"format": CARD_FORMAT})
     card.sha256 = sha256_of(weights_path)
     write_card(card, folder / CARD_FILE)
     return card

@@ -221,3 +221,25 @@ def test_qat_int8_survives_dead_channels_and_is_rebuilt_from_its_stored_state(tm
         assert (got - fine_tuned(faces).softmax(1)).abs().max() < 0.02  # float16 storage
         assert (got - expected).abs().max() < 0.1  # and near float32
         assert (got.argmax(1) == expected.argmax(1)).float().mean() >= 0.9
+
+
+def test_the_same_weights_saved_by_two_processes_have_one_sha256(tmp_path):
+    """`run` recognises a model by its weights' sha256: saving the same weights again, in another
+    process, must not make it another model."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from pathlib import Path; from fer_mine.amacnn.model import build_model; "
+        "from fer_mine.amacnn.presets import PRESETS; from fer_mine.amacnn.weights import ModelCard, save_model; "
+        "from fer_mine.transforms.preprocess import Preprocess; torch.manual_seed(0); m = build_model('tiny'); "
+        "c = m.config; card = ModelCard('same', c, Preprocess(size=c.input_size, channels=c.in_channels), "
+        "tuple(f'l{i}' for i in range(c.num_classes)), preset='tiny'); "
+        "print(save_model(m, card, Path(sys.argv[1])).sha256)"
+    )
+    hashes = {
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"m{i}")], capture_output=True, text=True,
+                       check=True).stdout.strip()
+        for i in range(6)  # two metadata keys in a random order: six agree by chance 1 time in 32
+    }  # fmt: skip
+    assert len(hashes) == 1

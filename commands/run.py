@@ -149,8 +149,8 @@ READING = (
 def run(inputs, output, quiet, strict, **chosen) -> None:
     """Find every face in photo archives, classify its emotion, write Parquet.
 
-    Runs an Apache Beam pipeline (in this process by default). Arguments after `--`
-    go to Beam unchanged, e.g. `-- --project=P --region=R --temp_location=gs://...`.
+    Runs an Apache Beam pipeline (on this machine by default, a worker thread per core).
+    Arguments after `--` go to Beam unchanged, e.g. `-- --project=P --region=R --temp_location=gs://...`.
     Running again over the same output processes only new images.
     """
     from fer_mine.media.detect import DetectorSettings

@@ -10,7 +10,7 @@ import click
 
 from fer_mine.commands.evaluate import evaluate
 from fer_mine.commands.explain import explain
-from fer_mine.commands.models import compare, ensemble, model_info, quantize
+from fer_mine.commands.models import calibrate, compare, ensemble, model_info, quantize
 from fer_mine.commands.output import console
 from fer_mine.commands.report import query, report
 from fer_mine.commands.run import run
@@ -66,7 +66,19 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}  # for commands that start workers of their own
 
 
-for command in (train, evaluate, ensemble, compare, quantize, model_info, run, explain, report, query):
+for command in (
+    train,
+    evaluate,
+    ensemble,
+    compare,
+    quantize,
+    calibrate,
+    model_info,
+    run,
+    explain,
+    report,
+    query,
+):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ DEFAULT_TTA = True
 # The classifier's arithmetic (amacnn/quantize.py): auto is int8 on the CPU where the model card
 # keeps a calibration (within 0.1 point of float32 on validation; 4-5x the faces/s on 2 cores),
 # else float32; CUDA always runs float32
+# Reports leave out faces whose `quality` score (media/quality.py: the weakest of size,
+# sharpness and pose, 0 to 1) is under this; chosen with benchmarks/quality_accuracy.py
+DEFAULT_MIN_QUALITY = 0.2
 PRECISIONS = ("auto", "float32", "int8")
 DEFAULT_PRECISION = "auto"
 # Videos: containers OpenCV's FFmpeg backend (in the opencv-python wheels) reads, and how many

@@ -38,7 +38,8 @@ class Explainer:
     def note(self) -> str:
         """What the figure shows, in a line: whose map, which probabilities."""
         maps = f"mean of its {len(self.members)} members' maps" if len(self.members) > 1 else "its map"
-        return f"{self.card.name}: {maps}; probabilities {'with' if self.tta else 'without'} flip TTA"
+        calibrated = ", calibrated" if self.card.calibration else ""
+        return f"{self.card.name}: {maps}; probabilities {'with' if self.tta else 'without'} flip TTA{calibrated}"
 
     def explain(self, crop: np.ndarray) -> Explanation:
         """One face crop (gray or BGR uint8, any size; cut as `fer-mine run` cuts it)."""
@@ -47,7 +48,9 @@ class Explainer:
         batch = preprocess.to_tensor(face[None]).to(self.device)
         with torch.inference_mode():
             maps = torch.stack([m.forward_with_attention(batch)[1][0, 0] for m in self.members]).mean(0)
-            probabilities = class_probabilities(self.model, batch, self.tta)[0]
+            probabilities = class_probabilities(self.model, batch, self.tta, self.card.temperature(self.tta))[
+                0
+            ]
         grid = maps.float().cpu().numpy()
         size = preprocess.size
         attention = np.clip(cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)

@@ -11,6 +11,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from fer_mine.amacnn.calibration import calibrate
 from fer_mine.amacnn.presets import PRESETS, AMACNNConfig
 
 
@@ -138,13 +139,16 @@ def networks_of(model: nn.Module) -> list[AMACNN]:
     return list(model.members) if isinstance(model, AMACNNEnsemble) else [model]
 
 
-def class_probabilities(model: nn.Module, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """Softmax of a normalized batch; `tta` averages in the mirrored images. The one definition
-    of the TTA that evaluation measures and `fer-mine run` uses."""
+def class_probabilities(
+    model: nn.Module, batch: torch.Tensor, tta: bool = False, temperature: float = 1.0
+) -> torch.Tensor:
+    """Softmax of a normalized batch; `tta` averages in the mirrored images; `temperature` (the
+    card's, `ModelCard.temperature`) calibrates the result. The one definition of what
+    evaluation measures and `fer-mine run` uses."""
     probabilities = model(batch).softmax(dim=1)
     if tta:
         probabilities = (probabilities + model(batch.flip(3)).softmax(dim=1)) / 2
-    return probabilities
+    return calibrate(probabilities, temperature)
 
 
 def drop_dead_channels(model: nn.Module) -> nn.Module:

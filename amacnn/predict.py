@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fer_mine.amacnn.calibration import calibration_of
 from fer_mine.amacnn.datasets import LoadedSplit
 from fer_mine.amacnn.metrics import classification_metrics
 from fer_mine.amacnn.model import AMACNN, class_probabilities
@@ -40,27 +41,49 @@ def evaluate_loaded(
     preprocess: Preprocess,
     labels: tuple[str, ...],
     tta: bool = False,
+    temperature: float | None = None,
 ) -> dict:
-    """Metrics for a decoded split, plus per-subset ones for FER-2013's Public/PrivateTest."""
-    return metrics_of(split, predict_split(model, split, preprocess, tta), labels)
+    """Metrics for a decoded split, plus per-subset ones for FER-2013's Public/PrivateTest; with
+    a `temperature`, how well calibrated the probabilities are before and after it too."""
+    probabilities = split_probabilities(model, split, preprocess, tta)
+    metrics = metrics_of(split, probabilities.argmax(axis=1), labels)
+    if temperature is not None:
+        metrics["calibration"] = calibration_of(probabilities, split.labels, temperature)
+        for usage, mask in _subsets(split).items():
+            metrics["subsets"][usage]["calibration"] = calibration_of(
+                probabilities[mask], split.labels[mask], temperature
+            )
+    return metrics
+
+
+def split_probabilities(
+    model: AMACNN, split: LoadedSplit, preprocess: Preprocess, tta: bool = False
+) -> np.ndarray:
+    """Uncalibrated class probabilities (N, classes) of every image of a decoded split."""
+    # a quantised model holds packed weights, not parameters: it runs on the CPU
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return predict_proba(model, to_device_images(split.images, device), preprocess, tta).cpu().numpy()
 
 
 def predict_split(model: AMACNN, split: LoadedSplit, preprocess: Preprocess, tta: bool = False) -> np.ndarray:
     """The predicted label index of every image of a decoded split."""
-    # a quantised model holds packed weights, not parameters: it runs on the CPU
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    probs = predict_proba(model, to_device_images(split.images, device), preprocess, tta)
-    return probs.argmax(dim=1).cpu().numpy()
+    return split_probabilities(model, split, preprocess, tta).argmax(axis=1)
+
+
+def _subsets(split: LoadedSplit) -> dict[str, np.ndarray]:
+    """FER-2013's test subsets present in a split, as masks."""
+    masks = {
+        u: np.array([i.startswith(u) for i in split.ids], dtype=bool) for u in ("PrivateTest", "PublicTest")
+    }
+    return {u: m for u, m in masks.items() if m.any()}
 
 
 def metrics_of(split: LoadedSplit, predictions: np.ndarray, labels: tuple[str, ...]) -> dict:
     """`classification_metrics` of a split's predictions, with FER-2013's test subsets apart."""
     result = classification_metrics(split.labels, predictions, labels)
-    subsets = {}
-    for usage in ("PrivateTest", "PublicTest"):
-        mask = np.array([i.startswith(usage) for i in split.ids], dtype=bool)
-        if mask.any():
-            subsets[usage] = classification_metrics(split.labels[mask], predictions[mask], labels)
+    subsets = {
+        u: classification_metrics(split.labels[m], predictions[m], labels) for u, m in _subsets(split).items()
+    }
     if subsets:
         result["subsets"] = subsets
     return result

@@ -41,6 +41,16 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     # `fer-mine quantize`'s int8: method (qat, static), file, sha256, validation figures, whether kept
     int8: dict = field(default_factory=dict)
+    # `fer-mine calibrate`'s temperature scaling per TTA setting ("plain", "tta"), fitted on the
+    # validation split: amacnn/calibration.py. Absent: probabilities as the network gives them.
+    calibration: dict = field(default_factory=dict)
+
+    def temperature(self, tta: bool) -> float:
+        return float(self.calibration.get(_tta_key(tta), {}).get("temperature", 1.0))
+
+    def uncertain_below(self, tta: bool) -> float | None:
+        """Calibrated confidence under which a face is `uncertain`; None: the card has no cut-off."""
+        return self.calibration.get(_tta_key(tta), {}).get("uncertain_below")
 
     def to_dict(self) -> dict:
         card = {
@@ -56,7 +66,11 @@ class ModelCard:
             "training": self.training,
             "metrics": self.metrics,
         }
-        return {**card, "int8": self.int8} if self.int8 else card
+        if self.int8:
+            card["int8"] = self.int8
+        if self.calibration:
+            card["calibration"] = self.calibration
+        return card
 
     @property
     def int8_method(self) -> str:
@@ -79,7 +93,12 @@ class ModelCard:
             training=data.get("training", {}),
             metrics=data.get("metrics", {}),
             int8=data.get("int8", {}),
+            calibration=data.get("calibration", {}),
         )
+
+
+def _tta_key(tta: bool) -> str:
+    return "tta" if tta else "plain"
 
 
 def build_from_card(card: ModelCard) -> AMACNN | AMACNNEnsemble:

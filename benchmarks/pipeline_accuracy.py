@@ -61,6 +61,15 @@ def paste(photo: np.ndarray, face: np.ndarray, rng: np.random.Generator, taken: 
     big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
     big = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
     angle = float(rng.uniform(-25, 25)) if rng.random() < 0.5 else 0.0
+    return place(photo, big, angle, rng, taken)
+
+
+def place(
+    photo: np.ndarray, big: np.ndarray, angle: float, rng: np.random.Generator, taken: list
+) -> tuple | None:
+    """Rotate a square BGR face by `angle` and put it where no other face is (60 tries); its
+    (cx, cy, side), or None when there was no room."""
+    side = big.shape[0]
     reach = int(side * 1.42) + 2  # the rotated square's bounding box
     matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
     matrix[:, 2] += (reach - side) / 2

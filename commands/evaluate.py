@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from fer_mine.commands import options
-from fer_mine.commands.output import console, print_table4
+from fer_mine.commands.output import console, print_calibration, print_table4
 from fer_mine.defaults import DEFAULT_DETECTOR
 
 
@@ -32,7 +32,7 @@ from fer_mine.defaults import DEFAULT_DETECTOR
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for metrics JSON and confusion PNG (default: eval-<dataset>-<split>).",
+    help="Folder for metrics JSON, confusion and reliability PNGs (default: eval-<dataset>-<split>).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON on stdout.")
 @click.option("--record", is_flag=True, help="Also store the figures in the model card.")
@@ -77,4 +77,5 @@ def evaluate(model_path, data_root, dataset, split, tta, detect, output, as_json
     print_table4(metrics, title)
     for name, sub in metrics.get("subsets", {}).items():
         print_table4(sub, f"... {name} only")
-    console.print(f"metrics and confusion matrix written to {folder}/")
+    print_calibration(metrics)
+    console.print(f"metrics, confusion matrix and reliability diagram written to {folder}/")

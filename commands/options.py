@@ -81,7 +81,21 @@ def report_filters(command: Callable) -> Callable:
             type=click.FloatRange(0, 1),
             default=ReportParams.min_confidence,
             show_default=True,
-            help="Leave out faces whose top label is less probable than this.",
+            help="Leave out faces whose top label is less probable than this (calibrated probability).",
+        ),
+        click.option(
+            "--min-quality",
+            type=click.FloatRange(0, 1),
+            default=ReportParams.min_quality,
+            show_default=True,
+            help="Leave out faces whose quality score is under this: the weakest of size, sharpness, "
+            "head pose and detector score, each 0 to 1 (docs/usage.md). 0 keeps every face.",
+        ),
+        click.option(
+            "--certain-only",
+            is_flag=True,
+            help="Leave out the faces flagged uncertain (their confidence is under the model's "
+            "calibrated cut-off, below which validation faces were right less than 80% of the time).",
         ),
         click.option("--since", type=click.DateTime(), help="Only photos taken at or after this EXIF time."),
         click.option("--until", type=click.DateTime(), help="Only photos taken before this EXIF time."),

@@ -66,6 +66,31 @@ def print_table4(metrics: dict, title: str) -> None:
     out.print(table)
 
 
+def print_calibration(metrics: dict) -> None:
+    """Expected calibration error (15 bins) before and after the model card's temperature."""
+    rows = [("all", metrics["calibration"])]
+    rows += [(name, sub["calibration"]) for name, sub in metrics.get("subsets", {}).items()]
+    c = metrics["calibration"]
+    table = Table("images", "ECE uncalibrated", "ECE calibrated", "NLL uncalibrated", "NLL calibrated",
+                  title=f"calibration (temperature {c['temperature']:.3g}; 1 = the card has none)")  # fmt: skip
+    for name, c in rows:
+        table.add_row(name, f"{c['ece_uncalibrated']:.4f}", f"{c['ece']:.4f}",
+                      f"{c['nll_uncalibrated']:.4f}", f"{c['nll']:.4f}")  # fmt: skip
+    out.print(table)
+
+
+def print_calibration_fit(card) -> None:
+    """What `fer-mine calibrate` fitted, per TTA setting."""
+    table = Table("flip", "T", "ECE", "NLL", "uncertain under", "faces kept", "kept right",
+                  title=f"{card.name}: {card.calibration['fitted_on']}")  # fmt: skip
+    for key, label in (("plain", "no"), ("tta", "yes")):
+        c = card.calibration[key]
+        table.add_row(label, f"{c['temperature']:.3f}", f"{c['ece'][0]:.3f}->{c['ece'][1]:.3f}",
+                      f"{c['nll'][0]:.3f}->{c['nll'][1]:.3f}", f"{c['uncertain_below']:.3f}",
+                      f"{c['kept_share']:.1%}", "-" if c["kept_accuracy"] is None else f"{c['kept_accuracy']:.1%}")  # fmt: skip
+    out.print(table)
+
+
 def model_written(output: Path, card) -> None:
     console.print(
         f"model written to {output} (sha256 {card.sha256[:12]}); for int8 on the CPU (4x the faces/s "

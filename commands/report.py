@@ -45,6 +45,8 @@ def report(
     attention,
     model_path,
     min_confidence,
+    min_quality,
+    certain_only,
     since,
     until,
     model_sha,
@@ -66,8 +68,8 @@ def report(
         raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
     if attention and not html_path:
         raise FerMineError("--attention draws on the HTML page: give --html too")
-    params = ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha,
-                          bucket_s=bucket_s)  # fmt: skip
+    params = ReportParams(min_confidence=min_confidence, min_quality=min_quality, certain_only=certain_only,
+                          since=since, until=until, model_sha256=model_sha, bucket_s=bucket_s)  # fmt: skip
     archive = Archive(output, params)
     results = [archive.report(name) for name in chosen]
     if html_path:
@@ -85,7 +87,7 @@ def report(
 @click.argument("output")
 @click.argument("sql")
 @options.report_filters
-def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:
+def query(output, sql, min_confidence, min_quality, certain_only, since, until, model_sha, fmt) -> None:
     """Run SQL over the views faces, images, errors and videos of a `fer-mine run` output.
 
     In faces and images, the column `image` names one photo or one sampled video frame.
@@ -95,6 +97,7 @@ def query(output, sql, min_confidence, since, until, model_sha, fmt) -> None:
     """
     from fer_mine.reports.archive import Archive
 
-    params = ReportParams(min_confidence=min_confidence, since=since, until=until, model_sha256=model_sha)
+    params = ReportParams(min_confidence=min_confidence, min_quality=min_quality, certain_only=certain_only,
+                          since=since, until=until, model_sha256=model_sha)  # fmt: skip
     archive = Archive(output, params)
     print_results([archive.query(sql, "query", sql)], fmt)

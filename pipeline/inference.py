@@ -22,12 +22,14 @@ def softmax_inference_fn(
     inference_args: dict[str, Any] | None = None,
     model_id: str | None = None,
     tta: bool = False,
+    temperature: float = 1.0,
 ) -> Iterable[PredictionResult]:
-    """Class probabilities for a batch of preprocessed crops (C, H, W); `tta` averages in the
-    mirrored face (chosen on FER-2013 validation data: +0.4 to +0.9 points accuracy, twice the model cost)."""
+    """Calibrated class probabilities for a batch of preprocessed crops (C, H, W); `tta` averages
+    in the mirrored face (chosen on FER-2013 validation data: +0.4 to +0.9 points accuracy, twice
+    the model cost); `temperature` is the model card's for that TTA setting."""
     with torch.inference_mode():
         images = torch.stack(list(batch)).to(device).contiguous(memory_format=torch.channels_last)
-        probabilities = class_probabilities(model, images, tta).float().cpu().numpy()
+        probabilities = class_probabilities(model, images, tta, temperature).float().cpu().numpy()
     # the crop itself is not carried on: only its probabilities are needed downstream
     return [PredictionResult(None, p, model_id) for p in probabilities]
 
@@ -49,13 +51,13 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         self._fer_precision = precision  # resolved by the run's plan: the tables record it
         # int8 kernels are CPU ones: the plan chose int8 for the CPU, so it stays there
         self._fer_device = device or ("cpu" if precision == "int8" else str(pick_device()))
-        _, weights_path = read_card(model_path)
+        card, weights_path = read_card(model_path)
         super().__init__(
             state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked
             model_class=AMACNN,
             model_params={},
             device="GPU" if self._fer_device.startswith("cuda") else "CPU",
-            inference_fn=functools.partial(softmax_inference_fn, tta=tta),
+            inference_fn=functools.partial(softmax_inference_fn, tta=tta, temperature=card.temperature(tta)),
             min_batch_size=1,
             max_batch_size=batch_size,
         )

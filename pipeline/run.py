@@ -53,6 +53,7 @@ from fer_mine.media.images import (
     printable,
     read_bytes,
 )
+from fer_mine.media.quality import face_quality
 from fer_mine.media.video import VideoInfo, sample_frames
 from fer_mine.pipeline import store
 from fer_mine.pipeline.inference import AMACNNModelHandler
@@ -262,7 +263,8 @@ class DetectAndCropFaces(_CountingDoFn):
             record = {**base, **frame, "image_sha256": image.sha256, "taken_at": image.taken_at, "face_index": index,
                       "box_x": face.x, "box_y": face.y, "box_w": face.w, "box_h": face.h,
                       "detector": detector, "detector_score": face.score,
-                      **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned}  # fmt: skip
+                      **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned,
+                      **face_quality(crop, face.w, face.h, face.landmarks)}  # fmt: skip
             yield record, tensor
 
 
@@ -270,7 +272,9 @@ def to_face_record(element, card: ModelCard, tta: bool, precision: str) -> dict:
     record, prediction = element
     probabilities = np.asarray(prediction.inference, dtype=np.float32)
     best = int(probabilities.argmax())
+    cut = card.uncertain_below(tta)
     return {**record, "emotion": card.labels[best], "confidence": float(probabilities[best]),
+            "uncertain": None if cut is None else bool(probabilities[best] < cut),
             **{f"p_{label}": float(p) for label, p in zip(card.labels, probabilities, strict=True)},
             "model_name": card.name, "model_sha256": card.sha256, "tta": tta, "precision": precision,
             "processed_at": _now()}  # fmt: skip

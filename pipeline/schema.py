@@ -19,8 +19,9 @@ from fer_mine.errors import FerMineError
 from fer_mine.labels import EMOTIONS
 
 # 2: faces and images say whether flip TTA classified them; 3: landmarks, aligned;
-# 4: video frames (frame_index, video_time_s) and the videos table; 5: precision (float32, int8)
-SCHEMA_VERSION = "5"
+# 4: video frames (frame_index, video_time_s) and the videos table; 5: precision (float32, int8);
+# 6: calibrated probabilities, uncertain, and the quality columns (face_px, sharpness, yaw, roll)
+SCHEMA_VERSION = "6"
 # The five face points YuNet gives, in its order (the subject's right and left)
 LANDMARKS = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 LANDMARK_COLUMNS = tuple(f"{point}_{axis}" for point in LANDMARKS for axis in ("x", "y"))
@@ -60,9 +61,20 @@ FACES = pa.schema(
         # landmarks in original pixels; null for detectors without them (ssd, haar, aligned input)
         *[pa.field(name, pa.float32()) for name in LANDMARK_COLUMNS],
         pa.field("aligned", pa.bool_(), nullable=False),  # crop rotated so the eyes are level
+        # how usable the face is (media/quality.py): the box's shorter side in original pixels,
+        # variance of the Laplacian of the model-size crop, head yaw and roll in degrees from the
+        # landmarks (null without them)
+        pa.field("face_px", pa.int32(), nullable=False),
+        pa.field("sharpness", pa.float32(), nullable=False),
+        pa.field("yaw_deg", pa.float32()),
+        pa.field("roll_deg", pa.float32()),
         pa.field("emotion", pa.string(), nullable=False),  # the most probable label
-        pa.field("confidence", pa.float32(), nullable=False),  # its probability
-        # probability of every label, one column each, in the model's label order
+        # its probability, calibrated by the model card's temperature (amacnn/calibration.py)
+        pa.field("confidence", pa.float32(), nullable=False),
+        # confidence under the card's cut-off: the faces kept were right 80% of the time on
+        # validation; null where the model has no calibration (`fer-mine calibrate`)
+        pa.field("uncertain", pa.bool_()),
+        # calibrated probability of every label, one column each, in the model's label order
         *[pa.field(f"p_{label}", pa.float32(), nullable=False) for label in EMOTIONS],
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_sha256", pa.string(), nullable=False),

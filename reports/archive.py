@@ -6,6 +6,7 @@ them; no user input is ever pasted into SQL text.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import duckdb
 import pyarrow.dataset as pads
 
 from fer_mine.errors import FerMineError
+from fer_mine.media.quality import QUALITY_SQL
 from fer_mine.pipeline import store
 from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
@@ -22,6 +24,11 @@ from fer_mine.reports.result import Result
 # One image of the archive: a photo, or one sampled frame of a video (schema._FRAME). The views
 # give it as the column `image`, so that the queries group faces by image in one way.
 IMAGE_KEY = "uri || coalesce('#frame=' || frame_index, '')"
+# The faces the reports count: those the filters of ReportParams keep
+KEPT = (
+    "confidence >= getvariable('min_confidence') AND quality >= getvariable('min_quality') "
+    "AND NOT (getvariable('certain_only') AND coalesce(uncertain, false))"
+)
 
 
 def sql_text(name: str) -> str:
@@ -55,6 +62,7 @@ class Archive:
             for path in paths:
                 check_table_file(path, table)
         self.con = duckdb.connect()
+        self._coverage: str | None = None
         self._bind(files, remote)
 
     def _bind(self, files: dict[str, list[str]], remote: bool) -> None:
@@ -79,6 +87,7 @@ class Archive:
             or con.execute("SELECT arg_max(model_sha256, processed_at) FROM all_images").fetchone()[0]
         )
         for name, value in (("model_sha256", model), ("min_confidence", params.min_confidence),
+                            ("min_quality", params.min_quality), ("certain_only", params.certain_only),
                             ("since", params.since), ("until", params.until),
                             ("min_images", params.min_images), ("limit", params.limit),
                             ("per_emotion", params.per_emotion), ("bucket_s", params.bucket_s)):  # fmt: skip
@@ -96,12 +105,31 @@ class Archive:
             f"CREATE VIEW images AS SELECT *, {IMAGE_KEY} AS image FROM all_images WHERE {mine} AND {window}"
         )
         con.execute(
-            f"CREATE VIEW faces AS SELECT *, {IMAGE_KEY} AS image FROM all_faces WHERE {mine} AND {window} "
-            "AND confidence >= getvariable('min_confidence')"
+            f"CREATE VIEW scoped_faces AS SELECT *, {IMAGE_KEY} AS image, {QUALITY_SQL} AS quality "
+            f"FROM all_faces WHERE {mine} AND {window}"
         )
+        con.execute(f"CREATE VIEW faces AS SELECT * FROM scoped_faces WHERE {KEPT}")
         con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
         con.execute(f"CREATE VIEW videos AS SELECT * FROM all_videos WHERE {mine}")
         self.model_sha256 = model
+
+    def coverage(self) -> str:
+        """How many faces the reports rest on, and how many each filter left out (once per archive)."""
+        if self._coverage is None:
+            counts = self.con.execute(
+                f"SELECT count(*), count(*) FILTER ({KEPT}), "
+                "count(*) FILTER (confidence < getvariable('min_confidence')), "
+                "count(*) FILTER (quality < getvariable('min_quality')), "
+                "count(*) FILTER (getvariable('certain_only') AND coalesce(uncertain, false)) FROM scoped_faces"
+            ).fetchone()
+            total, kept, *dropped = counts
+            why = [f"{n:,} {reason}" for n, reason in zip(dropped, (
+                f"with confidence under {self.params.min_confidence:g}",
+                f"with quality under {self.params.min_quality:g}",
+                "uncertain"), strict=True) if n]  # fmt: skip
+            left = f"; {total - kept:,} left out ({', '.join(why)})" if total > kept else ""
+            self._coverage = f"rests on {kept:,} of {total:,} faces{left}"
+        return self._coverage
 
     def query(self, sql: str, name: str = "query", title: str = "") -> Result:
         try:
@@ -113,4 +141,9 @@ class Archive:
         return Result(name, title or name, columns, cursor.fetchall() if columns else [])
 
     def report(self, name: str) -> Result:
-        return self.query(sql_text(name), name, describe(name))
+        sql = sql_text(name)
+        result = self.query(sql, name, describe(name))
+        code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+        if re.search(r"\bfaces\b", code):  # a report that counts faces says how many it rests on
+            result.notes.append(self.coverage())
+        return result

@@ -79,7 +79,7 @@ def thumbnail(
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;padding:0 1.5rem;max-width:1100px;color:#222}
-h1{margin-bottom:.2rem} .meta{color:#666;margin-bottom:2rem}
+h1{margin-bottom:.2rem} .meta{color:#666;margin-bottom:2rem} .coverage{color:#666;font-size:.9em}
 section{margin:2.5rem 0;border-top:1px solid #ddd;padding-top:1rem}
 table{border-collapse:collapse;font-size:13px;margin:.5rem 0} td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left} th{background:#f5f5f5}
@@ -100,6 +100,7 @@ def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40,
     parts.append("</nav>")
     for result in results:
         parts.append(f"<section id='{result.name}'><h2>{result.name}</h2><p>{html.escape(result.title)}</p>")
+        parts += [f"<p class='coverage'>{html.escape(note)}</p>" for note in result.notes]
         if result.name == "gallery":
             gallery, moved = _gallery(result, cache, explainer)
             parts += [*gallery, "</section>"]

@@ -6,10 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from fer_mine.defaults import DEFAULT_MIN_QUALITY
+
 
 @dataclass
 class ReportParams:
-    min_confidence: float = 0.0  # faces below this top-label probability are left out
+    min_confidence: float = 0.0  # faces below this (calibrated) top-label probability are left out
+    min_quality: float = DEFAULT_MIN_QUALITY  # faces below this `quality` score are left out
+    certain_only: bool = False  # leave out the faces flagged `uncertain`
     since: dt.datetime | None = None  # EXIF time window (photos without a time are then left out)
     until: dt.datetime | None = None
     model_sha256: str | None = None  # default: the model of the latest run

@@ -48,6 +48,9 @@ def to_rich(result: Result, width: int | None = None) -> Group:
         for row in cells:
             table.add_row(*(row[i] for i in group))
         tables.append(table)
+    if result.notes:  # how many faces the figures rest on, under the last table
+        tables[-1].caption = "; ".join(result.notes)
+        tables[-1].caption_justify = "left"
     return Group(*tables)
 
 
@@ -91,4 +94,5 @@ def to_markdown(result: Result) -> str:
     lines = [f"### {result.name}", "", result.title, "", "| " + " | ".join(map(esc, result.columns)) + " |",
              "|" + "---|" * len(result.columns)]  # fmt: skip
     lines += ["| " + " | ".join(esc(cell(v)) for v in row) + " |" for row in result.rows]
+    lines += ["", *(f"_{note}_" for note in result.notes)] if result.notes else []
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ folders, and uncropped photos through the detector (`--detect`), with the shippe
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,28 @@ def test_evaluate_prints_table4_and_writes_json(trained, tmp_path):
     assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
     as_json = CliRunner().invoke(main, [*args, "--json"])
     assert json.loads(as_json.stdout)["accuracy"] == metrics["accuracy"]
+
+
+def test_calibrate_fits_a_temperature_that_run_evaluate_and_the_card_use(trained, tmp_path):
+    """`calibrate` fits on the model's validation split and keeps T and the uncertain cut-off in
+    the card; `evaluate` then reports ECE before and after and draws the reliability diagram."""
+    root, out, _ = trained
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    fitted = CliRunner().invoke(main, ["calibrate", "--model", str(model), "--data-root", str(root)])
+    assert fitted.exit_code == 0, fitted.output
+    card = json.loads((model / "model.json").read_text())["calibration"]
+    for key in ("plain", "tta"):
+        assert card[key]["temperature"] > 0 and card[key]["temperature"] != 1.0
+        assert card[key]["nll"][1] <= card[key]["nll"][0] + 1e-6  # fitted by NLL: never worse on its split
+        assert 0 <= card[key]["uncertain_below"] <= 1
+    args = ["evaluate", "--model", str(model), "--data-root", str(root), "--dataset", "synth", "--tta",
+            "--output", str(tmp_path / "ev")]  # fmt: skip
+    shown = CliRunner().invoke(main, args)
+    assert shown.exit_code == 0, shown.output
+    assert "ECE" in shown.output and f"temperature {card['tta']['temperature']:.3g}" in shown.output
+    metrics = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert metrics["ece"] == metrics["calibration"]["ece"]
+    assert metrics["calibration"]["temperature"] == card["tta"]["temperature"]
+    assert sum(b["faces"] for b in metrics["calibration"]["bins"]) == metrics["images"]
+    assert (tmp_path / "ev" / "reliability.png").stat().st_size > 1000

@@ -53,8 +53,11 @@ def write_fixture(out: Path, photo_root: Path) -> None:
         for index, (emotion, confidence, second, p_second) in enumerate(face_list):
             faces.append({**base, "image_sha256": "s" * 64, "taken_at": taken, "face_index": index,
                           "box_x": 40 + 150 * index, "box_y": 60, "box_w": 100, "box_h": 120,
-                          "detector": "ssd", "detector_score": 0.99, "aligned": False, "emotion": emotion,
-                          "confidence": confidence, **probabilities(emotion, confidence, second, p_second),
+                          "detector": "ssd", "detector_score": 0.99, "aligned": False,
+                          # sharpness follows confidence: --min-quality 0.9 leaves out the 0.35 face
+                          "face_px": 100, "sharpness": 1000 * confidence, "emotion": emotion,
+                          "confidence": confidence, "uncertain": confidence < 0.4,
+                          **probabilities(emotion, confidence, second, p_second),
                           "model_name": "test", "model_sha256": MODEL, "tta": True, "precision": "float32", "processed_at": NOW})  # fmt: skip
     errors = [
         {"run_id": "r1", "path": p, "uri": p, "folder": "", "stage": "decode", "kind": k, "message": "x",
@@ -163,6 +166,27 @@ def test_filters_are_bound_parameters(mined):
     assert faces == {"happy": 3, "sad": 1, "neutral": 1}
     since = {r["emotion"]: r["faces"] for r in rows(mined, "emotions", since=datetime(2024, 4, 1))}
     assert since == {"happy": 1, "sad": 1, "angry": 1}
+
+
+def test_quality_and_uncertain_filters_say_what_they_left_out(mined):
+    """--min-quality and --certain-only leave faces out, and every report counting faces says
+    how many it rests on and why the others are missing."""
+    archive = Archive(mined, ReportParams(min_quality=0.9))
+    result = archive.report("emotions")
+    assert {r[0]: r[1] for r in result.rows} == {"happy": 3, "sad": 2, "neutral": 1}  # the angry 0.35 face
+    assert result.notes == ["rests on 6 of 7 faces; 1 left out (1 with quality under 0.9)"]
+    certain = Archive(mined, ReportParams(certain_only=True, min_confidence=0.55)).report("emotions")
+    assert certain.notes == ["rests on 5 of 7 faces; 2 left out (2 with confidence under 0.55, 1 uncertain)"]
+    assert Archive(mined).report("emotions").notes == ["rests on 7 of 7 faces"]
+    assert Archive(mined).report("overview").notes == ["rests on 7 of 7 faces"]
+    shown = CliRunner().invoke(main, ["report", str(mined), "--name", "emotions", "--min-quality", "0.9"])
+    assert shown.exit_code == 0, shown.output
+    assert "1 left out (1 with quality under 0.9)" in " ".join(shown.output.split())
+    page = mined.parent / "filtered.html"
+    html = CliRunner().invoke(main, ["report", str(mined), "--name", "emotions", "--min-quality", "0.9",
+                                     "--html", str(page)])  # fmt: skip
+    assert html.exit_code == 0, html.output
+    assert "rests on 6 of 7 faces; 1 left out (1 with quality under 0.9)" in page.read_text()
 
 
 def test_every_report_runs_and_the_cli_formats(mined):

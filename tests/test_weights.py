@@ -135,9 +135,9 @@ def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
     assert int8.keys() == float32.keys() and len(int8) >= 10
     assert {f[1] for f in int8.values()} == {"int8"} and {f[1] for f in float32.values()} == {"float32"}
     assert sum(int8[k][0] == float32[k][0] for k in int8) >= len(int8) - 2
-    for k in int8:  # a label may change only where float32 had it within 5 points of its own
+    for k in int8:  # a label may change only on a near-tie: float32 gave it 80% of its own top
         probabilities = dict(zip(EMOTIONS, float32[k][2:], strict=True))
-        assert max(probabilities.values()) - probabilities[int8[k][0]] < 0.05, k
+        assert probabilities[int8[k][0]] >= 0.8 * max(probabilities.values()), k
     assert max(abs(a - b) for k in int8 for a, b in zip(int8[k][2:], float32[k][2:], strict=True)) < 0.1
 
 

@@ -12,6 +12,7 @@ from fer_mine.commands.evaluate import evaluate
 from fer_mine.commands.explain import explain
 from fer_mine.commands.models import calibrate, compare, ensemble, model_info, quantize
 from fer_mine.commands.output import console
+from fer_mine.commands.people import people
 from fer_mine.commands.report import query, report
 from fer_mine.commands.run import run
 from fer_mine.commands.train import train
@@ -58,6 +59,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
       fer-mine run --input photos/ --output mined/   find faces, classify, write Parquet
       fer-mine report mined/                          emotion-pattern reports (DuckDB SQL)
       fer-mine query mined/ "SELECT ..."              ad-hoc SQL over the mined tables
+      fer-mine people list mined/                     who is in the faces (after run --people)
       fer-mine train --datasets all                   train the AMACNN network
       fer-mine evaluate --dataset fer2013             accuracy, P/R/F1, confusion matrix
       fer-mine model-info                             presets and the shipped model
@@ -78,6 +80,7 @@ for command in (
     explain,
     report,
     query,
+    people,
 ):
     main.add_command(command)
 

@@ -127,8 +127,11 @@ def mine(inputs: Path, output: Path, *options: str) -> float:
     return time.perf_counter() - start
 
 
-def score(output: Path, truth: list[dict], labels: np.ndarray, names: tuple) -> dict:
-    """Match each true face to the detection whose centre is nearest (within a third of its size)."""
+def outcomes(
+    output: Path, truth: list[dict], labels: np.ndarray, names: tuple
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per true face: found, and right (a missed face is not); and how many boxes matched no face.
+    A face is matched to the detection whose centre is nearest, within a third of its size."""
     con = duckdb.connect()
     rows = con.execute(
         "SELECT path, box_x + box_w / 2, box_y + box_h / 2, emotion FROM read_parquet($f)",
@@ -137,19 +140,23 @@ def score(output: Path, truth: list[dict], labels: np.ndarray, names: tuple) -> 
     by_photo: dict[str, list] = {}
     for path, cx, cy, emotion in rows:
         by_photo.setdefault(path, []).append((cx, cy, emotion))
-    found = correct = 0
-    for face in truth:
+    found, right = np.zeros(len(truth), bool), np.zeros(len(truth), bool)
+    for i, face in enumerate(truth):
         near = [
             (np.hypot(cx - face["cx"], cy - face["cy"]), emotion)
             for cx, cy, emotion in by_photo.get(face["path"], [])
         ]
         near = [n for n in near if n[0] < face["side"] / 3]
         if near:
-            found += 1
-            correct += min(near)[1] == names[labels[face["face"]]]
-    n = len(truth)
-    return {"found": found / n, "acc_found": correct / max(1, found), "end_to_end": correct / n,
-            "extra": len(rows) - found}  # fmt: skip
+            found[i] = True
+            right[i] = min(near)[1] == names[labels[face["face"]]]
+    return found, right, len(rows) - int(found.sum())
+
+
+def score(output: Path, truth: list[dict], labels: np.ndarray, names: tuple) -> dict:
+    found, right, extra = outcomes(output, truth, labels, names)
+    return {"found": found.mean(), "acc_found": right.sum() / max(1, found.sum()), "end_to_end": right.mean(),
+            "extra": extra}  # fmt: skip
 
 
 def main() -> None:

@@ -297,3 +297,22 @@ def print_run_summary(result: dict, output: str) -> None:
     console.print(
         f"tables written to {folder}/ (faces, images, errors, videos); try `fer-mine report {folder}`"
     )
+    if "people" in result:
+        people = result["people"]
+        console.print(
+            f"people: {result.get('embeddings', 0)} new face embeddings in {folder}/embeddings/; "
+            f"{people['faces']} faces of {people['people']} people in all; `fer-mine people list {folder}`"
+        )
+
+
+def print_people(rows: list[dict], output: str) -> None:
+    """`people list`: one row per person."""
+    if not rows:
+        console.print(f"no people in {output}: run `fer-mine run --people` over it first")
+        return
+    table = Table("person", "name", "faces", "photos", "first seen", "last seen", "dominant emotion",
+                  title=f"people in {output}")  # fmt: skip
+    for r in rows:
+        table.add_row(r["person_id"], r["name"] or "", str(r["faces"]), str(r["images"]),
+                      str(r["first_seen"] or ""), str(r["last_seen"] or ""), r["dominant_emotion"] or "")  # fmt: skip
+    out.print(table)

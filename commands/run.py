@@ -145,6 +145,12 @@ READING = (
 )
 @click.option("--device", help="torch device for inference (default: cuda when available, else cpu).")
 @options.precision
+@click.option(
+    "--people",
+    is_flag=True,
+    help="Also tell people apart: a face embedding per face (biometric data: stored apart in embeddings/, "
+    "deleted with `fer-mine people forget`), then faces grouped into persons. Off unless given.",
+)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(inputs, output, quiet, strict, **chosen) -> None:
     """Find every face in photo archives, classify its emotion, write Parquet.
@@ -166,6 +172,10 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
         print_plan(settings, plan)
     watch = None if quiet or not console.is_terminal else partial(run_progress, plan)
     result = run_watched(settings, plan, watch)
+    if settings.people:
+        from fer_mine.pipeline.people import assign_people
+
+        result["people"] = assign_people(str(output))
     if not quiet:
         print_run_summary(result, output)
     if strict and result.get("errors"):

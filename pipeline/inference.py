@@ -1,4 +1,4 @@
-"""AMACNN behind Beam's RunInference: the model is loaded once per worker by Beam."""
+"""AMACNN and the face embedder behind Beam's RunInference: each model is loaded once per worker by Beam."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
-from apache_beam.ml.inference.base import PredictionResult
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
 from fer_mine.amacnn.model import AMACNN, class_probabilities, pick_device
 from fer_mine.amacnn.weights import load_model, read_card
 from fer_mine.defaults import DEFAULT_TTA
+from fer_mine.people.embed import embed, load_embedder
 
 
 def softmax_inference_fn(
@@ -68,3 +70,29 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         model, _ = load_model(self._fer_model_path, device=self._fer_device, precision=self._fer_precision)
         self._device = torch.device(self._fer_device)
         return model
+
+
+class EmbedderModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Module]):
+    """dlib's face-recognition network (people/) behind RunInference: 150x150 RGB chips in,
+    128-d embeddings out; loaded once per worker, batched, on CUDA where present."""
+
+    def __init__(self, batch_size: int = 64, device: str | None = None, threads: int | None = None) -> None:
+        super().__init__()
+        self._batch_size, self._device, self._threads = batch_size, device, threads
+
+    def load_model(self) -> torch.nn.Module:
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        return load_embedder(None, str(pick_device(self._device)))
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: torch.nn.Module,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        vectors = embed(np.stack(batch), model, self._batch_size)
+        return [PredictionResult(None, v) for v in vectors]
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size}

@@ -3,7 +3,9 @@
     FindFiles -> Spread -> ReadAndDecode -> DetectAndCropFaces -> PyTorchRunInference -> ToFaceRecords
                     (photos; video frames)  |              |                                       |
                           |           |    errors        images                                  faces
-                        errors      videos
+                        errors      videos       (--people) chips -> EmbedFaces -> ToEmbeddingRecords
+                                                                                           |
+                                                                                       embeddings
 
 Every table is written by Beam into a hidden staging folder and moved into place only
 after the whole pipeline succeeded (images last), so a killed run leaves nothing
@@ -44,6 +46,7 @@ from fer_mine.defaults import (
 from fer_mine.errors import FerMineError
 from fer_mine.logs import quiet_libraries
 from fer_mine.media.detect import DetectorSettings, Face, FaceDetector, crop_face
+from fer_mine.media.hashing import sha256_of
 from fer_mine.media.images import (
     DEFAULT_MAX_PIXELS,
     FoundFile,
@@ -55,10 +58,12 @@ from fer_mine.media.images import (
 )
 from fer_mine.media.quality import face_quality
 from fer_mine.media.video import VideoInfo, sample_frames
+from fer_mine.people.cluster import check_people_extra
+from fer_mine.people.embed import embeddable, face_chip, load_embedder, shipped_embedder
 from fer_mine.pipeline import store
-from fer_mine.pipeline.inference import AMACNNModelHandler
+from fer_mine.pipeline.inference import AMACNNModelHandler, EmbedderModelHandler
 from fer_mine.pipeline.progress import ProgressReporter
-from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS, TABLES, check_table_file
+from fer_mine.pipeline.schema import LANDMARK_COLUMNS, PEOPLE_FOLDER, SCHEMAS, TABLES, check_table_file
 from fer_mine.transforms.preprocess import Preprocess
 
 STAGING = ".staging"
@@ -86,6 +91,7 @@ class RunSettings:
     beam_args: list[str] = field(default_factory=list)
     device: str | None = None
     verbose: bool = False  # library log lines and warnings in the workers too (logs.py)
+    people: bool = False  # also a face embedding per face (people/), in a table of its own
 
 
 @dataclass
@@ -102,6 +108,7 @@ class RunPlan:
     # CPU threads for OpenCV and torch in each local worker: the cores shared out, so that N
     # workers do not each start a thread per core; None on other runners (their machines decide)
     threads: int | None = None
+    embedder_sha256: str | None = None  # `--people`: the face embedder's weights, checked
     # a local folder where the steps leave their live counts (pipeline/progress.py)
     progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))
 
@@ -244,6 +251,7 @@ class DetectAndCropFaces(_CountingDoFn):
             )
             return
         detector = "aligned" if self.detector is None else self.settings.detector.name
+        people = self.settings.people and self.detector is not None
         base = _file_columns(file, self.run_id)
         frame = {"frame_index": image.frame_index, "video_time_s": image.video_time_s}
         self.progress.add("images")
@@ -266,6 +274,14 @@ class DetectAndCropFaces(_CountingDoFn):
                       **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned,
                       **face_quality(crop, face.w, face.h, face.landmarks)}  # fmt: skip
             yield record, tensor
+            if people and embeddable(face, record["yaw_deg"]):
+                key = {
+                    **base,
+                    "image_sha256": image.sha256,
+                    "frame_index": image.frame_index,
+                    "face_index": index,
+                }
+                yield beam.pvalue.TaggedOutput("chips", (key, face_chip(image.pixels, face.landmarks)))
 
 
 def to_face_record(element, card: ModelCard, tta: bool, precision: str) -> dict:
@@ -280,6 +296,12 @@ def to_face_record(element, card: ModelCard, tta: bool, precision: str) -> dict:
             "processed_at": _now()}  # fmt: skip
 
 
+def to_embedding_record(element, embedder_sha: str, model_sha: str) -> dict:
+    key, prediction = element
+    return {**key, "embedding": [float(v) for v in prediction.inference], "embedder_sha256": embedder_sha,
+            "model_sha256": model_sha, "processed_at": _now()}  # fmt: skip
+
+
 def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> None:
     """The pipeline, top to bottom as the data flows; every step named."""
     card = plan.card
@@ -292,7 +314,7 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     )
     detected = decoded.images | "DetectAndCropFaces" >> beam.ParDo(
         DetectAndCropFaces(plan, settings)
-    ).with_outputs("images", "errors", main="crops")
+    ).with_outputs("images", "errors", "chips", main="crops")
     handler = KeyedModelHandler(
         AMACNNModelHandler(
             settings.model_path,
@@ -309,7 +331,15 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
         | "ToFaceRecords" >> beam.Map(to_face_record, card, settings.tta, plan.precision)
     )
     errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
-    tables = (("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos))
+    tables = [("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos)]
+    if settings.people:  # biometric data: only when asked, and in a table of its own
+        embedder = EmbedderModelHandler(settings.batch_size, settings.device, plan.threads)
+        embeddings = (
+            detected.chips
+            | "EmbedFaces" >> RunInference(KeyedModelHandler(embedder))
+            | "ToEmbeddingRecords" >> beam.Map(to_embedding_record, plan.embedder_sha256, card.sha256)
+        )
+        tables.append(("embeddings", embeddings))
     for table, rows in tables:
         _ = rows | f"Write{table.title()}" >> WriteToParquet(
             store.join(plan.staging, table, plan.run_id), SCHEMAS[table], file_name_suffix=".parquet"
@@ -364,7 +394,7 @@ def clean_uncommitted(output: str) -> None:
     images never landed (images are moved into place last: they are the commit)."""
     store.delete_tree(store.join(output, STAGING))
     committed = {_run_id_of(p) for p in store.list_files(store.join(output, "images"))}
-    for table in ("faces", "errors", "videos"):
+    for table in ("faces", "errors", "videos", "embeddings"):
         files = store.list_files(store.join(output, table))
         store.delete([path for path in files if _run_id_of(path) not in committed])
 
@@ -390,6 +420,13 @@ def plan_run(settings: RunSettings) -> RunPlan:
         verify_calibration(card, weights_path)
     if not settings.aligned:
         FaceDetector(settings.detector)  # checks the detector's file and OpenCV, before Beam starts
+    embedder_sha = None
+    if settings.people:
+        if settings.aligned:
+            raise FerMineError("--people needs the detector's landmarks to align faces: not with --aligned")
+        check_people_extra()
+        load_embedder()  # its sha256, before Beam starts
+        embedder_sha = sha256_of(shipped_embedder() / "model.safetensors")
     other_files: list[str] = []
     found = []
     for root in settings.inputs:
@@ -402,7 +439,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
         found += files
     store.make_folder(output)
     if settings.overwrite:
-        for table in TABLES:
+        for table in (*TABLES, "embeddings", PEOPLE_FOLDER):
             store.delete_tree(store.join(output, table))
     clean_uncommitted(output)
     done = recorded_uris(output, card, settings.tta, precision)
@@ -410,7 +447,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     workers, mode, threads = choose_workers(settings, len(todo), os.cpu_count() or 1)
     return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files, precision,
-                   workers, mode, threads)  # fmt: skip
+                   workers, mode, threads, embedder_sha)  # fmt: skip
 
 
 def choose_workers(settings: RunSettings, files: int, cores: int) -> tuple[int, str, int | None]:
@@ -462,10 +499,12 @@ def pipeline_options(settings: RunSettings, plan: RunPlan | None = None) -> Pipe
 def commit(plan: RunPlan, output: str) -> dict[str, int]:
     """Move staged Parquet files into place (faces, errors, videos, then images: the commit point)."""
     moved = {}
-    for table in ("faces", "errors", "videos", "images"):
+    for table in ("faces", "errors", "videos", "embeddings", "images"):
         target = store.join(output, table)
-        store.make_folder(target)
         files = store.list_files(store.join(plan.staging, table))
+        if table not in TABLES and not files:
+            continue  # no embeddings folder at all without --people
+        store.make_folder(target)
         moved[table] = sum(store.num_rows(path) for path in files)
         names = [store.join(target, f"{plan.run_id}-{shard:05d}.parquet") for shard in range(len(files))]
         store.move(files, names)

@@ -136,7 +136,41 @@ VIDEOS = pa.schema(
     metadata={"fer_mine_table": "videos", "fer_mine_schema": SCHEMA_VERSION},
 )
 
-SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS, "videos": VIDEOS}
+# Face embeddings (`run --people`): biometric data, so a table of their own, never in `faces`,
+# joined to a face by (uri, frame_index, face_index); `fer-mine people forget` deletes from it
+EMBEDDING_SIZE = 128
+EMBEDDINGS = pa.schema(
+    [
+        *_COMMON,
+        pa.field("image_sha256", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64()),
+        pa.field("face_index", pa.int32(), nullable=False),
+        pa.field("embedding", pa.list_(pa.float32(), EMBEDDING_SIZE), nullable=False),
+        pa.field("embedder_sha256", pa.string(), nullable=False),  # the network's weights
+        pa.field("model_sha256", pa.string(), nullable=False),  # the emotion model of the run
+        pa.field("processed_at", _TS_UTC, nullable=False),
+    ],
+    metadata={"fer_mine_table": "embeddings", "fer_mine_schema": SCHEMA_VERSION},
+)
+# Who each embedded face is (`fer-mine people cluster`), and the names users gave people: one
+# file each under the output's people/ folder, rewritten whole (small: a row per face, per person)
+PEOPLE_FOLDER = "people"
+PERSONS = pa.schema(
+    [
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64()),
+        pa.field("face_index", pa.int32(), nullable=False),
+        pa.field("person_id", pa.string(), nullable=False),  # P1, P2, ...: kept across runs
+    ],
+    metadata={"fer_mine_table": "persons", "fer_mine_schema": SCHEMA_VERSION},
+)
+NAMES = pa.schema(
+    [pa.field("person_id", pa.string(), nullable=False), pa.field("name", pa.string(), nullable=False)],
+    metadata={"fer_mine_table": "names", "fer_mine_schema": SCHEMA_VERSION},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS, "videos": VIDEOS,
+                                 "embeddings": EMBEDDINGS, "persons": PERSONS, "names": NAMES}  # fmt: skip
 
 
 def check_table_file(path: str | Path, table: str) -> None:

@@ -16,7 +16,7 @@ import pyarrow.dataset as pads
 from fer_mine.errors import FerMineError
 from fer_mine.media.quality import QUALITY_SQL
 from fer_mine.pipeline import store
-from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.pipeline.schema import PEOPLE_FOLDER, SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
 from fer_mine.reports.registry import REPORTS
 from fer_mine.reports.result import Result
@@ -105,13 +105,34 @@ class Archive:
             f"CREATE VIEW images AS SELECT *, {IMAGE_KEY} AS image FROM all_images WHERE {mine} AND {window}"
         )
         con.execute(
-            f"CREATE VIEW scoped_faces AS SELECT *, {IMAGE_KEY} AS image, {QUALITY_SQL} AS quality "
-            f"FROM all_faces WHERE {mine} AND {window}"
+            f"CREATE VIEW scoped_faces AS SELECT all_faces.*, {IMAGE_KEY} AS image, {QUALITY_SQL} AS quality, "
+            f"{self._people_join(remote)} WHERE {mine} AND {window}"
         )
         con.execute(f"CREATE VIEW faces AS SELECT * FROM scoped_faces WHERE {KEPT}")
         con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
         con.execute(f"CREATE VIEW videos AS SELECT * FROM all_videos WHERE {mine}")
         self.model_sha256 = model
+
+    def _people_join(self, remote: bool) -> str:
+        """`person_id` and `person_name` of each face (`fer-mine people`): null without `--people`."""
+        persons = Path(self.output, PEOPLE_FOLDER, "persons.parquet")
+        if remote or not persons.is_file():
+            return "NULL::VARCHAR AS person_id, NULL::VARCHAR AS person_name FROM all_faces"
+        check_table_file(persons, "persons")
+        names = Path(self.output, PEOPLE_FOLDER, "names.parquet")
+        named = "SELECT * FROM read_parquet(getvariable('names_file'))" if names.is_file() else (
+            "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name WHERE false")  # fmt: skip
+        if names.is_file():
+            check_table_file(names, "names")
+            self.con.execute("SET VARIABLE names_file = ?", [str(names)])
+        self.con.execute("SET VARIABLE persons_file = ?", [str(persons)])
+        self.con.execute(
+            "CREATE VIEW people_of AS SELECT p.uri AS p_uri, p.frame_index AS p_frame, p.face_index AS p_face, "
+            f"p.person_id, n.name AS person_name FROM read_parquet(getvariable('persons_file')) p "
+            f"LEFT JOIN ({named}) n USING (person_id)"
+        )
+        return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON uri = p_uri AND face_index = p_face "
+                "AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip
 
     def coverage(self) -> str:
         """How many faces the reports rest on, and how many each filter left out (once per archive)."""

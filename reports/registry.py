@@ -41,5 +41,6 @@ REPORTS: dict[str, Report] = {
         Report("video_timeline", charts.timelines, ("bucket_s",)),
         Report("review", params=("limit",)),
         Report("gallery", params=("per_emotion",)),  # the HTML page shows its faces, not a chart
+        Report("people"),  # `run --people`: empty without it
     )
 }

@@ -1,0 +1,73 @@
+"""`fer-mine people`: who is in an output's faces (after `run --people`), names, and forgetting."""
+
+from __future__ import annotations
+
+import click
+
+from fer_mine.commands.output import console, print_people
+
+
+@click.group()
+def people() -> None:
+    """People in a mined output: faces told apart by a face embedding (`run --people`).
+
+    \b
+    Embeddings are biometric data: made only with `run --people`, kept in their own table
+    (OUTPUT/embeddings/), never in the emotion records, and deleted with `people forget`.
+    """
+
+
+@people.command("cluster")
+@click.argument("output")
+def cluster_people(output) -> None:
+    """Group every embedded face of OUTPUT into persons (older runs included). Faces already
+    assigned keep their person; a new face joins the nearest person when close enough, and
+    the rest are clustered into new persons. `run --people` does this after each run."""
+    from fer_mine.pipeline.people import assign_people
+
+    counts = assign_people(output)
+    console.print(
+        f"{counts['faces']} faces of {counts['people']} people ({counts['new_faces']} newly assigned)"
+    )
+
+
+@people.command("list")
+@click.argument("output")
+def list_people(output) -> None:
+    """One row per person: name, faces, photos, when first and last seen, dominant emotion."""
+    from fer_mine.reports.archive import Archive
+    from fer_mine.reports.params import ReportParams
+
+    result = Archive(output, ReportParams(min_quality=0.0)).report("people")
+    print_people([dict(zip(result.columns, row, strict=True)) for row in result.rows], output)
+
+
+@people.command("name")
+@click.argument("output")
+@click.argument("person_id")
+@click.argument("name")
+def name_person(output, person_id, name) -> None:
+    """Give person PERSON_ID (P1, P2, ...) a NAME; reports show it. It stays across runs."""
+    from fer_mine.pipeline.people import name_person as give
+
+    give(output, person_id, name)
+    console.print(f"{person_id} is now {name!r}")
+
+
+@people.command("forget")
+@click.argument("output")
+@click.argument("person_id", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Remove every embedding and everything about people.")
+def forget(output, person_id, everyone) -> None:
+    """Delete PERSON_ID's embeddings, person assignment and name (or, with --all, every
+    embedding). The emotion records (faces, images) stay as they are."""
+    from fer_mine.errors import FerMineError
+    from fer_mine.pipeline.people import forget as drop
+
+    if bool(person_id) == everyone:
+        raise FerMineError("give one person id (P17) or --all")
+    removed = drop(output, None if everyone else person_id)
+    what = "every person" if everyone else person_id
+    console.print(
+        f"forgot {what}: {removed['embeddings']} embeddings deleted; the emotion records are unchanged"
+    )

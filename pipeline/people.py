@@ -1,0 +1,152 @@
+"""People in an output: faces with embeddings (`run --people`) grouped into persons whose ids
+stay when new photos arrive, names given to them, and forgetting (embeddings are biometric data).
+
+`people/persons.parquet` maps each embedded face (uri, frame_index, face_index) to a person id;
+`people/names.parquet` maps person ids to names. Both are small and rewritten whole; the
+embeddings stay in their own table (`embeddings/`), never in `faces`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_mine.errors import FerMineError
+from fer_mine.people.cluster import check_people_extra, cluster, join_known
+from fer_mine.pipeline import store
+from fer_mine.pipeline.schema import NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
+
+KEY = ("uri", "frame_index", "face_index")
+
+
+def _local(output: str) -> Path:
+    if store.is_remote(output):
+        raise FerMineError("people commands work on a local output folder (a bucket: copy it down first)")
+    if not Path(output, "images").is_dir():
+        raise FerMineError(f"{output} holds no fer-mine tables (run `fer-mine run --output {output}` first)")
+    return Path(output)
+
+
+def _read(path: Path, table: str, schema: pa.Schema) -> pa.Table:
+    if not path.is_file():
+        return schema.empty_table()
+    check_table_file(path, table)
+    return pq.read_table(path)
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    """Whole-file rewrite through a temporary name, so a killed command leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    pq.write_table(table, partial)
+    os.replace(partial, path)
+
+
+def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
+    """Every embedded face of the output, one row per face (the latest run's where several
+    runs embedded it): its key and its embedding."""
+    folder = _local(output) / "embeddings"
+    latest: dict[tuple, tuple[object, list[float]]] = {}
+    for path in sorted(folder.glob("*.parquet")):
+        check_table_file(path, "embeddings")
+        rows = pq.read_table(path, columns=[*KEY, "embedding", "processed_at"]).to_pylist()
+        for row in rows:
+            key = tuple(row[k] for k in KEY)
+            if key not in latest or row["processed_at"] >= latest[key][0]:
+                latest[key] = (row["processed_at"], row["embedding"])
+    keys = sorted(latest, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+    vectors = np.array([latest[k][1] for k in keys], np.float32).reshape(len(keys), -1)
+    return keys, vectors
+
+
+def persons(output: str) -> dict[tuple, str]:
+    path = _local(output) / PEOPLE_FOLDER / "persons.parquet"
+    return {(r["uri"], r["frame_index"], r["face_index"]): r["person_id"]
+            for r in _read(path, "persons", PERSONS).to_pylist()}  # fmt: skip
+
+
+def names(output: str) -> dict[str, str]:
+    path = _local(output) / PEOPLE_FOLDER / "names.parquet"
+    return {r["person_id"]: r["name"] for r in _read(path, "names", NAMES).to_pylist()}
+
+
+def _number(person_id: str) -> int:
+    return int(person_id[1:])
+
+
+def assign_people(output: str) -> dict[str, int]:
+    """Give every embedded face a person: a new face joins the nearest known person when close
+    enough; the rest are clustered among themselves into new persons. Known faces keep theirs."""
+    check_people_extra()
+    keys, vectors = embeddings(output)
+    known = {k: p for k, p in persons(output).items()}
+    index = {k: i for i, k in enumerate(keys)}
+    known = {k: p for k, p in known.items() if k in index}  # forgotten faces drop out
+    new = [k for k in keys if k not in known]
+    if new:
+        new_vectors = vectors[[index[k] for k in new]]
+        known_keys = list(known)
+        labels = np.array([_number(known[k]) for k in known_keys], np.int64)
+        joined = join_known(new_vectors, vectors[[index[k] for k in known_keys]], labels)
+        for k, person in zip(new, joined, strict=True):
+            if person >= 0:
+                known[k] = f"P{person}"
+        rest = [k for k in new if k not in known]
+        next_id = max((_number(p) for p in known.values()), default=0) + 1
+        groups = cluster(vectors[[index[k] for k in rest]])
+        for k, group in zip(rest, groups, strict=True):
+            known[k] = f"P{next_id + int(group)}"
+    ordered = sorted(known, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+    table = pa.Table.from_pylist(
+        [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": known[k]} for k in ordered],
+        schema=PERSONS,
+    )
+    _write(table, Path(output) / PEOPLE_FOLDER / "persons.parquet")
+    return {"faces": len(known), "people": len(set(known.values())), "new_faces": len(new)}
+
+
+def name_person(output: str, person_id: str, name: str) -> None:
+    if person_id not in set(persons(output).values()):
+        raise FerMineError(f"no person {person_id} in {output} (see `fer-mine people list {output}`)")
+    given = names(output) | {person_id: name}
+    rows = [{"person_id": p, "name": n} for p, n in sorted(given.items(), key=lambda i: _number(i[0]))]
+    _write(pa.Table.from_pylist(rows, schema=NAMES), Path(output) / PEOPLE_FOLDER / "names.parquet")
+
+
+def forget(output: str, person_id: str | None) -> dict[str, int]:
+    """Delete one person's embeddings, assignments and name (`person_id`), or every embedding
+    and everything about people (None). The emotion records stay as they are."""
+    root = _local(output)
+    if person_id is None:
+        removed = sum(pq.read_metadata(p).num_rows for p in (root / "embeddings").glob("*.parquet"))
+        for folder in ("embeddings", PEOPLE_FOLDER):
+            for path in (root / folder).glob("*"):
+                path.unlink()
+            if (root / folder).is_dir():
+                (root / folder).rmdir()
+        return {"embeddings": removed}
+    if not re.fullmatch(r"P\d+", person_id):
+        raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
+    assigned = persons(output)
+    faces = {k for k, p in assigned.items() if p == person_id}
+    if not faces:
+        raise FerMineError(f"no person {person_id} in {output} (see `fer-mine people list {output}`)")
+    removed = 0
+    for path in sorted((root / "embeddings").glob("*.parquet")):
+        table = pq.read_table(path)
+        keep = [tuple(r[k] for k in KEY) not in faces for r in table.select(list(KEY)).to_pylist()]
+        if not all(keep):
+            removed += keep.count(False)
+            _write(table.filter(pa.array(keep)), path)
+    rest = [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": p}
+            for k, p in assigned.items() if p != person_id]  # fmt: skip
+    _write(pa.Table.from_pylist(rest, schema=PERSONS), root / PEOPLE_FOLDER / "persons.parquet")
+    given = {p: n for p, n in names(output).items() if p != person_id}
+    _write(pa.Table.from_pylist([{"person_id": p, "name": n} for p, n in given.items()], schema=NAMES),
+           root / PEOPLE_FOLDER / "names.parquet")  # fmt: skip
+    return {"embeddings": removed, "faces": len(faces)}

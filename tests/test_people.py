@@ -1,0 +1,196 @@
+"""Telling people apart: dlib's network re-implemented in PyTorch, chips aligned from YuNet's
+landmarks, and faces grouped into people (photos built from scikit-image's public-domain faces)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.scenes import portrait
+from fer_mine.cli import main
+from fer_mine.errors import FerMineError
+from fer_mine.media.detect import DetectorSettings, FaceDetector
+from fer_mine.people.cluster import cluster, join_known, pair_scores
+from fer_mine.people.embed import (
+    EMBED_MIN_FACE_PX,
+    SAME_PERSON,
+    TEMPLATE,
+    embed,
+    face_chip,
+    load_embedder,
+    shipped_embedder,
+    similarity,
+)
+from fer_mine.reports.archive import Archive
+from fer_mine.reports.params import ReportParams
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _faces_of(source: str, count: int) -> np.ndarray:
+    """Embeddings of one person's face in `count` different photos: other sizes, framings,
+    brightness, a slight tilt and JPEG, found and aligned as `run --people` does."""
+    detector, model = FaceDetector(DetectorSettings()), load_embedder()
+    rng = np.random.default_rng(len(source))
+    chips = []
+    for i in range(count):
+        image = portrait(rng, int(rng.integers(160, 420)), float(rng.uniform(0.2, 0.6)), source).image
+        image = cv2.convertScaleAbs(
+            image, alpha=float(rng.uniform(0.7, 1.2)), beta=float(rng.uniform(-20, 30))
+        )
+        centre = (image.shape[1] / 2, image.shape[0] / 2)
+        turn = cv2.getRotationMatrix2D(centre, float(rng.uniform(-12, 12)), 1.0)
+        image = cv2.warpAffine(image, turn, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+        image = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 50 + 10 * i])[1], 1)
+        face = max(detector.detect(image), key=lambda f: f.w * f.h)
+        chips.append(face_chip(image, face.landmarks))
+    return embed(np.stack(chips), model)
+
+
+def test_one_person_in_several_photos_is_one_and_two_people_stay_two():
+    astronaut, cameraman = _faces_of("astronaut", 4), _faces_of("camera", 3)
+    within = np.linalg.norm(astronaut[:, None] - astronaut[None], axis=2)
+    assert within.max() < SAME_PERSON
+    assert np.linalg.norm(astronaut[:, None] - cameraman[None], axis=2).min() > SAME_PERSON
+    groups = cluster(np.concatenate([astronaut, cameraman]))
+    assert len(set(groups[:4])) == 1 and len(set(groups[4:])) == 1 and groups[0] != groups[4]
+
+
+def test_chip_puts_the_landmarks_where_dlib_expects_them():
+    points = np.array([[40, 52], [80, 50], [61, 75], [45, 95], [78, 93]], dtype=np.float64)
+    matrix = similarity(points, TEMPLATE)
+    moved = points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(moved - TEMPLATE).max() < 6  # a similarity cannot fit 5 points exactly
+    exact = similarity(TEMPLATE * 0.5 + 7, TEMPLATE)  # a scaled, shifted copy: fitted exactly
+    assert np.allclose(exact, [[2, 0, -14], [0, 2, -14]], atol=1e-9)
+    photo = np.zeros((120, 120), np.uint8)
+    chip = face_chip(photo, tuple(points.ravel()))
+    assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8
+
+
+def test_new_faces_join_the_people_already_known_and_strangers_do_not():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 128))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)  # people about 1.4 apart
+    known = np.concatenate([c + rng.normal(0, 0.01, (5, 128)) for c in centres[:2]])
+    ids = np.array([17] * 5 + [4] * 5)  # ids given earlier: they must be kept
+    new = np.stack([centres[1] + rng.normal(0, 0.01, 128), centres[2], centres[0] + rng.normal(0, 0.01, 128)])
+    assert join_known(new, known, ids).tolist() == [4, -1, 17]
+    assert join_known(new[:0], known, ids).tolist() == []
+
+
+def test_pair_scores_on_a_known_grouping():
+    truth = np.array([0, 0, 0, 1, 1])
+    scores = pair_scores(truth, np.array([0, 0, 1, 2, 2]))  # one face split from its person
+    assert scores["pair_precision"] == 1.0 and scores["pair_recall"] == pytest.approx(2 / 4)
+    assert pair_scores(truth, truth)["ari"] == 1.0
+
+
+def test_damaged_embedder_weights_are_one_line(tmp_path):
+    folder = tmp_path / "embedder"
+    shutil.copytree(shipped_embedder(), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(FerMineError, match="sha256"):
+        load_embedder(str(folder))
+
+
+def _run(inputs: Path, output: Path, *extra: str) -> None:
+    result = CliRunner().invoke(
+        main, ["run", "--quiet", "--input", str(inputs), "--output", str(output), *extra]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _people_of(output: Path) -> dict[tuple, str | None]:
+    result = Archive(output, ReportParams(min_quality=0.0)).query(
+        "SELECT path, face_index, person_id FROM faces ORDER BY path, face_index"
+    )
+    return {(path, index): person for path, index, person in result.rows}
+
+
+def _astronaut_faces(people: dict[tuple, str | None]) -> set:
+    # the sample photos' astronaut faces are those the run found frontal: P1 in a fresh output
+    return {person for key, person in people.items() if key in ASTRONAUT}
+
+
+ASTRONAUT = {("album-1/photo-00000.jpg", 0), ("album-1/photo-00008.jpg", 0), ("album-1/photo-00008.jpg", 1),
+             ("album-1/photo-00008.jpg", 2), ("album-2/photo-00005.jpg", 0), ("album-2/photo-00009.jpg", 0),
+             ("album-4/photo-00003.jpg", 0)}  # fmt: skip
+CAMERAMAN_FRONTAL = ("album-4/photo-00003.jpg", 1)  # his one face turned less than 60 degrees
+
+
+def test_people_is_off_by_default_and_stores_nothing(tmp_path):
+    _run(SAMPLES, tmp_path / "mined")
+    assert not (tmp_path / "mined" / "embeddings").exists() and not (tmp_path / "mined" / "people").exists()
+    assert set(_people_of(tmp_path / "mined").values()) == {None}
+
+
+def test_run_people_gives_one_id_per_person_and_keeps_ids_and_names_when_photos_arrive(tmp_path):
+    photos, output = tmp_path / "photos", tmp_path / "mined"
+    shutil.copytree(SAMPLES / "album-1", photos / "album-1")
+    _run(photos, output, "--people")
+    before = _people_of(output)
+    (astronaut,) = _astronaut_faces(before)  # one id for all her faces
+    named = CliRunner().invoke(main, ["people", "name", str(output), astronaut, "Eileen"])
+    assert named.exit_code == 0, named.output
+    for album in ("album-2", "album-3", "album-4"):  # the other albums arrive
+        shutil.copytree(SAMPLES / album, photos / album)
+    _run(photos, output, "--people")
+    after = _people_of(output)
+    assert {k: v for k, v in after.items() if k in before} == before  # ids kept
+    assert _astronaut_faces(after) == {astronaut}
+    assert after[CAMERAMAN_FRONTAL] not in (None, astronaut)  # two people stay two
+    profiles = [k for k in after if k not in ASTRONAUT and k != CAMERAMAN_FRONTAL]
+    assert profiles and all(after[k] is None for k in profiles)  # too turned: no embedding, no id
+    listed = CliRunner().invoke(main, ["people", "list", str(output)])
+    assert listed.exit_code == 0 and "Eileen" in listed.output and "happy" in listed.output
+    counted = CliRunner().invoke(
+        main, ["query", str(output), "select person_id, count(*) AS n from faces group by 1 order by 1", "--format",
+               "csv"])  # fmt: skip
+    assert f"{astronaut},7" in counted.output
+
+
+def test_forget_removes_exactly_one_person_or_every_embedding(tmp_path):
+    output = tmp_path / "mined"
+    _run(SAMPLES, output, "--people")
+    people = _people_of(output)
+    (astronaut,) = _astronaut_faces(people)
+    faces_before = Archive(output).query("SELECT count(*) FROM faces").rows
+    embedded = pq.read_table(output / "embeddings").num_rows
+    forgot = CliRunner().invoke(main, ["people", "forget", str(output), astronaut])
+    assert forgot.exit_code == 0, forgot.output
+    assert pq.read_table(output / "embeddings").num_rows == embedded - 7
+    left = _people_of(output)
+    assert astronaut not in left.values() and left[CAMERAMAN_FRONTAL] == people[CAMERAMAN_FRONTAL]
+    assert Archive(output).query("SELECT count(*) FROM faces").rows == faces_before  # emotions stay
+    assert CliRunner().invoke(main, ["people", "forget", str(output), "--all"]).exit_code == 0
+    assert not (output / "embeddings").exists() and set(_people_of(output).values()) == {None}
+    wrong = CliRunner().invoke(main, ["people", "forget", str(output), "P999"])
+    assert wrong.exit_code == 2 and wrong.output.startswith("Error:")
+
+
+def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):
+    scene = portrait(np.random.default_rng(0), 300, 0.3, "astronaut").image
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "big.jpg"), scene)
+    small = cv2.resize(scene, None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
+    canvas = np.full((240, 320, 3), 120, np.uint8)
+    canvas[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
+    cv2.imwrite(str(photos / "tiny.png"), canvas)
+    _run(photos, tmp_path / "mined", "--people")
+    faces = (
+        Archive(tmp_path / "mined", ReportParams(min_quality=0.0))
+        .query("SELECT path, face_px, person_id FROM faces ORDER BY path")
+        .rows
+    )
+    embedded = {path for path, _, person in faces if person is not None}
+    assert embedded == {"big.jpg"}
+    assert all(px < EMBED_MIN_FACE_PX for path, px, _ in faces if path == "tiny.png")

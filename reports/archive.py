@@ -90,7 +90,8 @@ class Archive:
                             ("min_quality", params.min_quality), ("certain_only", params.certain_only),
                             ("since", params.since), ("until", params.until),
                             ("min_images", params.min_images), ("limit", params.limit),
-                            ("per_emotion", params.per_emotion), ("bucket_s", params.bucket_s)):  # fmt: skip
+                            ("per_emotion", params.per_emotion), ("per_person", params.per_person),
+                            ("bucket_s", params.bucket_s)):  # fmt: skip
             con.execute(f'SET VARIABLE "{name}" = ?', [value])
         if params.since is None:
             con.execute("SET VARIABLE since = NULL::TIMESTAMP")

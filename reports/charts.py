@@ -87,6 +87,25 @@ def stacked_shares(key: str) -> Chart:
 
 
 @_titled
+def person_shares(result: Result, plt):
+    """people: each person's emotion shares as one stacked bar (by name where given)."""
+    import numpy as np
+
+    emotions = [c for c in result.columns if c in COLORS]
+    ids, names = columns(result, "person_id", "name")
+    people = [f"{n} ({i})" if n else i for i, n in zip(ids, names, strict=True)][::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(people)))
+    left = np.zeros(len(people))
+    for emotion in emotions:
+        values = np.array([v or 0.0 for v in columns(result, emotion)[0]][::-1])
+        ax.barh(people, values, left=left, label=emotion, color=COLORS[emotion])
+        left += values
+    ax.set_xlabel("share of the person's faces")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig, ax
+
+
+@_titled
 def trend_lines(result: Result, plt):
     """monthly_trend: one line per emotion over the months."""
     emotions = _emotion_columns(result, {"month", "faces", "happy_trend"})

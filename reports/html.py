@@ -101,8 +101,8 @@ def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40,
     for result in results:
         parts.append(f"<section id='{result.name}'><h2>{result.name}</h2><p>{html.escape(result.title)}</p>")
         parts += [f"<p class='coverage'>{html.escape(note)}</p>" for note in result.notes]
-        if result.name == "gallery":
-            gallery, moved = _gallery(result, cache, explainer)
+        if result.name in GALLERIES:
+            gallery, moved = _gallery(result, cache, explainer, GALLERIES[result.name])
             parts += [*gallery, "</section>"]
             missing += moved
             continue
@@ -129,17 +129,21 @@ def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40,
     return "\n".join(parts)
 
 
-def _gallery(result: Result, cache: dict, explainer) -> tuple[list[str], int]:
-    """The gallery's faces grouped by emotion; how many images moved since the run."""
+# Reports whose rows are faces, shown as thumbnails grouped by this column
+GALLERIES = {"gallery": "emotion", "person_gallery": "person"}
+
+
+def _gallery(result: Result, cache: dict, explainer, group: str) -> tuple[list[str], int]:
+    """A report's faces as thumbnails grouped by `group`; how many images moved since the run."""
     parts, missing = [], 0
     index = {c: i for i, c in enumerate(result.columns)}
-    by_emotion: dict[str, list] = {}
+    groups: dict[str, list] = {}
     for row in result.rows:
-        by_emotion.setdefault(row[index["emotion"]], []).append(row)
+        groups.setdefault(str(row[index[group]]), []).append(row)
     if explainer is not None:
         parts.append(f"<p>Each face under the model's attention map ({html.escape(explainer.note)}).</p>")
-    for emotion, rows in by_emotion.items():
-        parts.append(f"<h3>{html.escape(emotion)}</h3><div class='faces'>")
+    for heading, rows in groups.items():
+        parts.append(f"<h3>{html.escape(heading)}</h3><div class='faces'>")
         for row in rows:
             box = tuple(int(row[index[k]]) for k in ("box_x", "box_y", "box_w", "box_h"))
             eyes = tuple(row[index[k]] for k in ("right_eye_x", "right_eye_y", "left_eye_x", "left_eye_y"))
@@ -153,10 +157,16 @@ def _gallery(result: Result, cache: dict, explainer) -> tuple[list[str], int]:
             note = "" if found else " (image moved)"
             parts.append(
                 f"<div class='face'><img src='{src}' width='96' height='96' alt='{tip}' title='{tip}'"
-                f"{'' if found else ' class=missing'}>{row[index['confidence']]:.2f}{note}</div>"
+                f"{'' if found else ' class=missing'}>{caption(row, index, group)}{note}</div>"
             )
         parts.append("</div>")
     return parts, missing
+
+
+def caption(row: tuple, index: dict[str, int], group: str) -> str:
+    """Under a thumbnail: its confidence, and its emotion where faces are grouped otherwise."""
+    confidence = f"{row[index['confidence']]:.2f}"
+    return confidence if group == "emotion" else f"{html.escape(row[index['emotion']])} {confidence}"
 
 
 def attention_of(model_path: str | None, model_sha256: str):

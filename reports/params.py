@@ -20,4 +20,5 @@ class ReportParams:
     min_images: int = 2  # combinations: smallest itemset count shown
     limit: int = 50  # review: rows shown
     per_emotion: int = 6  # gallery: faces shown per emotion
+    per_person: int = 6  # person_gallery: faces shown per person
     bucket_s: float = 10.0  # video_timeline: seconds of video per row

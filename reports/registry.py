@@ -41,6 +41,9 @@ REPORTS: dict[str, Report] = {
         Report("video_timeline", charts.timelines, ("bucket_s",)),
         Report("review", params=("limit",)),
         Report("gallery", params=("per_emotion",)),  # the HTML page shows its faces, not a chart
-        Report("people"),  # `run --people`: empty without it
+        Report("people", charts.person_shares),  # these four: `run --people`; empty without it
+        Report("person_trend"),
+        Report("together"),
+        Report("person_gallery", params=("per_person",)),  # the HTML page shows its faces
     )
 }

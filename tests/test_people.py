@@ -155,6 +155,20 @@ def test_run_people_gives_one_id_per_person_and_keeps_ids_and_names_when_photos_
         main, ["query", str(output), "select person_id, count(*) AS n from faces group by 1 order by 1", "--format",
                "csv"])  # fmt: skip
     assert f"{astronaut},7" in counted.output
+    archive = Archive(output, ReportParams(min_quality=0.0))
+    together = archive.report("together")
+    pair = dict(zip(together.columns, together.rows[0], strict=True))  # one photo holds both
+    assert (pair["images"], pair["emotion_a" if pair["person_a"] == astronaut else "emotion_b"]) == (
+        1,
+        "happy",
+    )
+    page = tmp_path / "report.html"
+    shown = CliRunner().invoke(main, ["report", str(output), "--html", str(page), "--min-quality", "0"])
+    assert shown.exit_code == 0, shown.output
+    html = page.read_text()
+    assert "alt='people chart'" in html and "<h3>Eileen</h3>" in html  # a section per person, by name
+    trend = archive.report("person_trend")
+    assert sum(r[trend.columns.index("faces")] for r in trend.rows if r[0] == astronaut) == 7
 
 
 def test_forget_removes_exactly_one_person_or_every_embedding(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fer_mine.commands.output import console, print_people
+from fer_mine.people.cluster import SPLIT_DISTANCE
 
 
 @click.group()
@@ -52,6 +53,37 @@ def name_person(output, person_id, name) -> None:
 
     give(output, person_id, name)
     console.print(f"{person_id} is now {name!r}")
+
+
+@people.command("merge")
+@click.argument("output")
+@click.argument("person_id")
+@click.argument("others", nargs=-1, required=True)
+def merge(output, person_id, others) -> None:
+    """Make OTHERS one person with PERSON_ID, where the grouping split someone in two."""
+    from fer_mine.pipeline.people import merge as join
+
+    moved = join(output, person_id, list(others))
+    console.print(f"{moved} faces of {', '.join(others)} are now {person_id}")
+
+
+@people.command("split")
+@click.argument("output")
+@click.argument("person_id")
+@click.option(
+    "--distance",
+    type=click.FloatRange(0.05, 2.0),
+    default=SPLIT_DISTANCE,
+    show_default=True,
+    help="Group PERSON_ID's faces again at this distance (the grouping's own is larger).",
+)
+def split(output, person_id, distance) -> None:
+    """Split PERSON_ID where the grouping merged two people: their faces are grouped again at a
+    smaller distance; the largest group keeps the id and name, the others become new persons."""
+    from fer_mine.pipeline.people import split as part
+
+    ids = part(output, person_id, distance)
+    console.print(f"{person_id} is now {len(ids)} people: {', '.join(ids)}")
 
 
 @people.command("forget")

@@ -15,6 +15,12 @@ from fer_mine.errors import FerMineError
 # (Euclidean, dlib's embedding); chosen on s1-s20 of the AT&T faces (adjusted Rand index 1.000)
 LINKAGE = "average"
 PERSON_DISTANCE = 0.55
+# Video tracks: a face continues one in the frame before when their boxes overlap this much
+# (intersection over union) and their embeddings agree
+TRACK_OVERLAP = 0.3
+# `people split`: a person's faces grouped again this much closer (dlib's same-person pairs on
+# AT&T's faces lie 0.32 apart on average, different people 0.76)
+SPLIT_DISTANCE = 0.4
 
 
 def check_people_extra() -> None:
@@ -47,6 +53,39 @@ def join_known(
     mean_gap = np.stack([gaps[:, known_people == p].mean(axis=1) for p in people], axis=1)
     best = mean_gap.argmin(axis=1)
     return np.where(mean_gap[np.arange(len(embeddings)), best] < distance, people[best], -1)
+
+
+def tracks(
+    frames: list[list[tuple]], min_overlap: float = TRACK_OVERLAP, distance: float = PERSON_DISTANCE
+) -> list[list]:
+    """Faces of one video linked across consecutive sampled frames: `frames` holds, per frame in
+    order, its faces as (key, box (x, y, w, h), embedding or None). A face continues the face of
+    the frame before whose box overlaps it most (intersection over union at least `min_overlap`)
+    when their embeddings, where both have one, lie closer than `distance`. Returns the tracks
+    as lists of keys, each in frame order."""
+    from fer_mine.media.detect import iou
+
+    track_of: dict = {}
+    members: list[list] = []
+    previous: list[tuple] = []
+    for faces in frames:
+        taken: set = set()
+        for key, box, vector in faces:
+            best, best_overlap = None, min_overlap
+            for old_key, old_box, old_vector in previous:
+                overlap = iou(box, old_box)
+                close = vector is None or old_vector is None or np.linalg.norm(vector - old_vector) < distance
+                if old_key not in taken and close and overlap >= best_overlap:
+                    best, best_overlap = old_key, overlap
+            if best is None:
+                track_of[key] = len(members)
+                members.append([key])
+            else:
+                taken.add(best)
+                track_of[key] = track_of[best]
+                members[track_of[key]].append(key)
+        previous = faces
+    return members
 
 
 def pair_scores(truth: np.ndarray, groups: np.ndarray) -> dict[str, float]:

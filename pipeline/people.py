@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fer_mine.errors import FerMineError
-from fer_mine.people.cluster import check_people_extra, cluster, join_known
+from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
 from fer_mine.pipeline import store
 from fer_mine.pipeline.schema import NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
 
@@ -101,21 +102,98 @@ def assign_people(output: str) -> dict[str, int]:
         groups = cluster(vectors[[index[k] for k in rest]])
         for k, group in zip(rest, groups, strict=True):
             known[k] = f"P{next_id + int(group)}"
-    ordered = sorted(known, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
-    table = pa.Table.from_pylist(
-        [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": known[k]} for k in ordered],
-        schema=PERSONS,
-    )
-    _write(table, Path(output) / PEOPLE_FOLDER / "persons.parquet")
+    known = follow_tracks(output, known, {k: vectors[i] for k, i in index.items()})
+    _write_persons(output, known)
     return {"faces": len(known), "people": len(set(known.values())), "new_faces": len(new)}
 
 
+def follow_tracks(output: str, known: dict[tuple, str], vectors: dict[tuple, np.ndarray]) -> dict[tuple, str]:
+    """In each video, faces linked across consecutive sampled frames (`people.cluster.tracks`)
+    are one person: the one most of the track's embedded faces were given. Faces of the track
+    without an embedding (too turned, too small for one) get that person too."""
+    root = _local(output)
+    boxes: dict[str, dict[int, list]] = {}
+    for path in sorted((root / "faces").glob("*.parquet")):
+        table = pq.read_table(path, columns=[*KEY, "box_x", "box_y", "box_w", "box_h"])
+        for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
+            frame = boxes.setdefault(row["uri"], {}).setdefault(row["frame_index"], [])
+            key = tuple(row[k] for k in KEY)
+            if all(key != f[0] for f in frame):  # runs of several models hold the same faces
+                frame.append(
+                    (key, (row["box_x"], row["box_y"], row["box_w"], row["box_h"]), vectors.get(key))
+                )
+    sampled: dict[str, list[int]] = {}
+    for path in sorted((root / "images").glob("*.parquet")):
+        table = pq.read_table(path, columns=["uri", "frame_index"])
+        for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
+            sampled.setdefault(row["uri"], []).append(row["frame_index"])
+    result = dict(known)
+    for uri, frames in boxes.items():
+        order = sorted(set(sampled.get(uri, [])) | set(frames))
+        for track in tracks([frames.get(f, []) for f in order]):
+            votes = [known[k] for k in track if k in known]
+            if votes:
+                person = max(sorted(set(votes)), key=votes.count)
+                result.update(dict.fromkeys(track, person))
+    return result
+
+
 def name_person(output: str, person_id: str, name: str) -> None:
-    if person_id not in set(persons(output).values()):
-        raise FerMineError(f"no person {person_id} in {output} (see `fer-mine people list {output}`)")
-    given = names(output) | {person_id: name}
+    _known_person(output, person_id)
+    _write_names(output, names(output) | {person_id: name})
+
+
+def _write_persons(output: str, assigned: dict[tuple, str]) -> None:
+    ordered = sorted(assigned, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+    rows = [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": assigned[k]} for k in ordered]
+    _write(pa.Table.from_pylist(rows, schema=PERSONS), Path(output) / PEOPLE_FOLDER / "persons.parquet")
+
+
+def _write_names(output: str, given: dict[str, str]) -> None:
     rows = [{"person_id": p, "name": n} for p, n in sorted(given.items(), key=lambda i: _number(i[0]))]
     _write(pa.Table.from_pylist(rows, schema=NAMES), Path(output) / PEOPLE_FOLDER / "names.parquet")
+
+
+def _known_person(output: str, person_id: str) -> dict[tuple, str]:
+    assigned = persons(output)
+    if person_id not in set(assigned.values()):
+        raise FerMineError(f"no person {person_id} in {output} (see `fer-mine people list {output}`)")
+    return assigned
+
+
+def merge(output: str, keep: str, others: list[str]) -> int:
+    """Make `others` one person with `keep` (the clustering split someone): their faces become
+    `keep`'s, and `keep` takes the first of their names if it has none. Faces moved."""
+    assigned = _known_person(output, keep)
+    for other in others:
+        _known_person(output, other)
+    moved = {k: keep for k, p in assigned.items() if p in others}
+    _write_persons(output, assigned | moved)
+    given = names(output)
+    if keep not in given and (taken := [given[o] for o in others if o in given]):
+        given[keep] = taken[0]
+    _write_names(output, {p: n for p, n in given.items() if p not in others})
+    return len(moved)
+
+
+def split(output: str, person_id: str, distance: float) -> list[str]:
+    """Cluster one person's faces again, closer than `distance` (the clustering merged two
+    people): the largest group keeps the id (and name), the others become new persons."""
+    assigned = _known_person(output, person_id)
+    keys, vectors = embeddings(output)
+    mine = [i for i, k in enumerate(keys) if assigned.get(k) == person_id]
+    groups = cluster(vectors[mine], distance)
+    largest = int(np.bincount(groups).argmax())
+    next_id = max(_number(p) for p in assigned.values()) + 1
+    new_ids = {}
+    for group in sorted(set(groups.tolist()) - {largest}):
+        new_ids[group] = f"P{next_id}"
+        next_id += 1
+    for i, group in zip(mine, groups, strict=True):
+        if group != largest:
+            assigned[keys[i]] = new_ids[int(group)]
+    _write_persons(output, assigned)
+    return [person_id, *new_ids.values()]
 
 
 def forget(output: str, person_id: str | None) -> dict[str, int]:
@@ -132,10 +210,8 @@ def forget(output: str, person_id: str | None) -> dict[str, int]:
         return {"embeddings": removed}
     if not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
-    assigned = persons(output)
+    assigned = _known_person(output, person_id)
     faces = {k for k, p in assigned.items() if p == person_id}
-    if not faces:
-        raise FerMineError(f"no person {person_id} in {output} (see `fer-mine people list {output}`)")
     removed = 0
     for path in sorted((root / "embeddings").glob("*.parquet")):
         table = pq.read_table(path)
@@ -143,10 +219,6 @@ def forget(output: str, person_id: str | None) -> dict[str, int]:
         if not all(keep):
             removed += keep.count(False)
             _write(table.filter(pa.array(keep)), path)
-    rest = [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": p}
-            for k, p in assigned.items() if p != person_id]  # fmt: skip
-    _write(pa.Table.from_pylist(rest, schema=PERSONS), root / PEOPLE_FOLDER / "persons.parquet")
-    given = {p: n for p, n in names(output).items() if p != person_id}
-    _write(pa.Table.from_pylist([{"person_id": p, "name": n} for p, n in given.items()], schema=NAMES),
-           root / PEOPLE_FOLDER / "names.parquet")  # fmt: skip
+    _write_persons(output, {k: p for k, p in assigned.items() if p != person_id})
+    _write_names(output, {p: n for p, n in names(output).items() if p != person_id})
     return {"embeddings": removed, "faces": len(faces)}

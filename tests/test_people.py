@@ -11,12 +11,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from test_video import SIZE, write_video
 
 from benchmarks.scenes import portrait
 from fer_mine.cli import main
 from fer_mine.errors import FerMineError
 from fer_mine.media.detect import DetectorSettings, FaceDetector
-from fer_mine.people.cluster import cluster, join_known, pair_scores
+from fer_mine.people.cluster import cluster, join_known, pair_scores, tracks
 from fer_mine.people.embed import (
     EMBED_MIN_FACE_PX,
     SAME_PERSON,
@@ -208,3 +209,53 @@ def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):
     embedded = {path for path, _, person in faces if person is not None}
     assert embedded == {"big.jpg"}
     assert all(px < EMBED_MIN_FACE_PX for path, px, _ in faces if path == "tiny.png")
+
+
+def test_merge_and_split_mend_the_grouping(tmp_path):
+    output = tmp_path / "mined"
+    _run(SAMPLES, output, "--people")
+    people = _people_of(output)
+    (astronaut,) = _astronaut_faces(people)
+    cameraman = people[CAMERAMAN_FRONTAL]
+    assert CliRunner().invoke(main, ["people", "name", str(output), cameraman, "Lav"]).exit_code == 0
+    merged = CliRunner().invoke(main, ["people", "merge", str(output), astronaut, cameraman])
+    assert merged.exit_code == 0, merged.output
+    together = _people_of(output)
+    assert together[CAMERAMAN_FRONTAL] == astronaut and _astronaut_faces(together) == {astronaut}
+    split = CliRunner().invoke(main, ["people", "split", str(output), astronaut])
+    assert split.exit_code == 0, split.output
+    apart = _people_of(output)
+    assert _astronaut_faces(apart) == {astronaut}  # the larger group keeps the id
+    assert apart[CAMERAMAN_FRONTAL] not in (None, astronaut)
+    listed = CliRunner().invoke(main, ["people", "list", str(output)])
+    assert "Lav" in listed.output  # the merged-in name went to the kept person
+
+
+def test_a_video_track_is_one_person_even_where_an_embedding_is_missing_or_wrong():
+    a, b = np.zeros(128), np.zeros(128)
+    b[0] = 1.0  # another person, 1.0 away
+    frames = [
+        [("f0", (100, 100, 50, 60), a), ("g0", (300, 100, 50, 60), b)],
+        [("f1", (104, 102, 50, 60), None), ("g1", (296, 98, 50, 60), b)],  # f turned: no embedding
+        [("f2", (108, 104, 52, 62), a + 0.01), ("g2", (292, 96, 50, 60), b)],
+        [("h3", (110, 104, 52, 62), b)],  # same place, another face: a new track
+    ]
+    assert tracks(frames) == [["f0", "f1", "f2"], ["g0", "g1", "g2"], ["h3"]]
+    assert tracks([[("x", (0, 0, 10, 10), a)], [("y", (50, 50, 10, 10), a)]]) == [["x"], ["y"]]  # no overlap
+
+
+def test_run_people_on_a_video_gives_its_face_one_person_across_frames(tmp_path):
+    face = portrait(np.random.default_rng(1), 200, 0.4, "astronaut").image
+    frames = []
+    for step in range(8):  # the face drifts to the right, one sampled frame per second
+        frame = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+        x = 100 + 12 * step
+        frame[120 : 120 + face.shape[0], x : x + face.shape[1]] = face
+        frames.append(frame)
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "walk.mp4", frames, 1)
+    _run(tmp_path / "clips", tmp_path / "mined", "--people")
+    people = Archive(tmp_path / "mined", ReportParams(min_quality=0.0)).query(
+        "SELECT frame_index, person_id FROM faces ORDER BY frame_index"
+    ).rows
+    assert len(people) == 8 and len({p for _, p in people}) == 1 and people[0][1] is not None

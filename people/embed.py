@@ -84,13 +84,17 @@ def face_chip(image: np.ndarray, landmarks: tuple[float, ...]) -> np.ndarray:
     return cv2.cvtColor(chip, cv2.COLOR_BGR2RGB)
 
 
+def embedder_sha256(folder: str | None = None) -> str:
+    """The sha256 the embedder's model.json names for its weights (load_embedder checks them)."""
+    path = Path(folder) if folder else shipped_embedder()
+    return json.loads((path / "model.json").read_text())["sha256"]
+
+
 @cache
 def load_embedder(folder: str | None = None, device: str = "cpu") -> FaceEmbedder:
     """The network with its float16 weights, checked against their sha256, as float32."""
-    path = Path(folder) if folder else shipped_embedder()
-    card = json.loads((path / "model.json").read_text())
-    weights = path / "model.safetensors"
-    if not weights.is_file() or sha256_of(weights) != card["sha256"]:
+    weights = (Path(folder) if folder else shipped_embedder()) / "model.safetensors"
+    if not weights.is_file() or sha256_of(weights) != embedder_sha256(folder):
         raise FerMineError(f"{weights}: missing, or not the file its model.json names (sha256 differs)")
     model = FaceEmbedder()
     model.load_state_dict({k: v.float() for k, v in load_file(weights).items()})

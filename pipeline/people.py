@@ -25,6 +25,16 @@ from fer_mine.pipeline.schema import NAMES, PEOPLE_FOLDER, PERSONS, check_table_
 KEY = ("uri", "frame_index", "face_index")
 
 
+def people_file(output: str, table: str) -> Path:
+    """Where the `persons` or `names` table of an output lives."""
+    return Path(output, PEOPLE_FOLDER, f"{table}.parquet")
+
+
+def _in_order(keys) -> list[tuple]:
+    """Face keys by file, frame (photos first) and face."""
+    return sorted(keys, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+
+
 def _local(output: str) -> Path:
     if store.is_remote(output):
         raise FerMineError("people commands work on a local output folder (a bucket: copy it down first)")
@@ -60,20 +70,22 @@ def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
             key = tuple(row[k] for k in KEY)
             if key not in latest or row["processed_at"] >= latest[key][0]:
                 latest[key] = (row["processed_at"], row["embedding"])
-    keys = sorted(latest, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+    keys = _in_order(latest)
     vectors = np.array([latest[k][1] for k in keys], np.float32).reshape(len(keys), -1)
     return keys, vectors
 
 
 def persons(output: str) -> dict[tuple, str]:
-    path = _local(output) / PEOPLE_FOLDER / "persons.parquet"
-    return {(r["uri"], r["frame_index"], r["face_index"]): r["person_id"]
-            for r in _read(path, "persons", PERSONS).to_pylist()}  # fmt: skip
+    _local(output)
+    rows = _read(people_file(output, "persons"), "persons", PERSONS).to_pylist()
+    return {tuple(r[k] for k in KEY): r["person_id"] for r in rows}
 
 
 def names(output: str) -> dict[str, str]:
-    path = _local(output) / PEOPLE_FOLDER / "names.parquet"
-    return {r["person_id"]: r["name"] for r in _read(path, "names", NAMES).to_pylist()}
+    _local(output)
+    return {
+        r["person_id"]: r["name"] for r in _read(people_file(output, "names"), "names", NAMES).to_pylist()
+    }
 
 
 def _number(person_id: str) -> int:
@@ -85,9 +97,8 @@ def assign_people(output: str) -> dict[str, int]:
     enough; the rest are clustered among themselves into new persons. Known faces keep theirs."""
     check_people_extra()
     keys, vectors = embeddings(output)
-    known = {k: p for k, p in persons(output).items()}
     index = {k: i for i, k in enumerate(keys)}
-    known = {k: p for k, p in known.items() if k in index}  # forgotten faces drop out
+    known = {k: p for k, p in persons(output).items() if k in index}  # forgotten faces drop out
     new = [k for k in keys if k not in known]
     if new:
         new_vectors = vectors[[index[k] for k in new]]
@@ -144,14 +155,13 @@ def name_person(output: str, person_id: str, name: str) -> None:
 
 
 def _write_persons(output: str, assigned: dict[tuple, str]) -> None:
-    ordered = sorted(assigned, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
-    rows = [{"uri": k[0], "frame_index": k[1], "face_index": k[2], "person_id": assigned[k]} for k in ordered]
-    _write(pa.Table.from_pylist(rows, schema=PERSONS), Path(output) / PEOPLE_FOLDER / "persons.parquet")
+    rows = [{**dict(zip(KEY, k, strict=True)), "person_id": assigned[k]} for k in _in_order(assigned)]
+    _write(pa.Table.from_pylist(rows, schema=PERSONS), people_file(output, "persons"))
 
 
 def _write_names(output: str, given: dict[str, str]) -> None:
     rows = [{"person_id": p, "name": n} for p, n in sorted(given.items(), key=lambda i: _number(i[0]))]
-    _write(pa.Table.from_pylist(rows, schema=NAMES), Path(output) / PEOPLE_FOLDER / "names.parquet")
+    _write(pa.Table.from_pylist(rows, schema=NAMES), people_file(output, "names"))
 
 
 def _known_person(output: str, person_id: str) -> dict[tuple, str]:

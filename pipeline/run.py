@@ -46,7 +46,6 @@ from fer_mine.defaults import (
 from fer_mine.errors import FerMineError
 from fer_mine.logs import quiet_libraries
 from fer_mine.media.detect import DetectorSettings, Face, FaceDetector, crop_face
-from fer_mine.media.hashing import sha256_of
 from fer_mine.media.images import (
     DEFAULT_MAX_PIXELS,
     FoundFile,
@@ -59,7 +58,7 @@ from fer_mine.media.images import (
 from fer_mine.media.quality import face_quality
 from fer_mine.media.video import VideoInfo, sample_frames
 from fer_mine.people.cluster import check_people_extra
-from fer_mine.people.embed import embeddable, face_chip, load_embedder, shipped_embedder
+from fer_mine.people.embed import embeddable, embedder_sha256, face_chip, load_embedder
 from fer_mine.pipeline import store
 from fer_mine.pipeline.inference import AMACNNModelHandler, EmbedderModelHandler
 from fer_mine.pipeline.progress import ProgressReporter
@@ -425,8 +424,8 @@ def plan_run(settings: RunSettings) -> RunPlan:
         if settings.aligned:
             raise FerMineError("--people needs the detector's landmarks to align faces: not with --aligned")
         check_people_extra()
-        load_embedder()  # its sha256, before Beam starts
-        embedder_sha = sha256_of(shipped_embedder() / "model.safetensors")
+        load_embedder()  # checks its weights against their sha256, before Beam starts
+        embedder_sha = embedder_sha256()
     other_files: list[str] = []
     found = []
     for root in settings.inputs:

@@ -16,7 +16,8 @@ import pyarrow.dataset as pads
 from fer_mine.errors import FerMineError
 from fer_mine.media.quality import QUALITY_SQL
 from fer_mine.pipeline import store
-from fer_mine.pipeline.schema import PEOPLE_FOLDER, SCHEMAS, TABLES, check_table_file
+from fer_mine.pipeline.people import people_file
+from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
 from fer_mine.reports.registry import REPORTS
 from fer_mine.reports.result import Result
@@ -116,21 +117,21 @@ class Archive:
 
     def _people_join(self, remote: bool) -> str:
         """`person_id` and `person_name` of each face (`fer-mine people`): null without `--people`."""
-        persons = Path(self.output, PEOPLE_FOLDER, "persons.parquet")
-        if remote or not persons.is_file():
+        if remote or not people_file(self.output, "persons").is_file():
             return "NULL::VARCHAR AS person_id, NULL::VARCHAR AS person_name FROM all_faces"
-        check_table_file(persons, "persons")
-        names = Path(self.output, PEOPLE_FOLDER, "names.parquet")
-        named = "SELECT * FROM read_parquet(getvariable('names_file'))" if names.is_file() else (
-            "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name WHERE false")  # fmt: skip
-        if names.is_file():
-            check_table_file(names, "names")
-            self.con.execute("SET VARIABLE names_file = ?", [str(names)])
-        self.con.execute("SET VARIABLE persons_file = ?", [str(persons)])
+        for table in ("persons", "names"):
+            path = people_file(self.output, table)
+            if path.is_file():
+                check_table_file(path, table)
+                self.con.execute(f"SET VARIABLE {table}_file = ?", [str(path)])
+                self.con.execute(
+                    f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_file'))"
+                )
+            else:
+                self.con.register(f"all_{table}", SCHEMAS[table].empty_table())
         self.con.execute(
             "CREATE VIEW people_of AS SELECT p.uri AS p_uri, p.frame_index AS p_frame, p.face_index AS p_face, "
-            f"p.person_id, n.name AS person_name FROM read_parquet(getvariable('persons_file')) p "
-            f"LEFT JOIN ({named}) n USING (person_id)"
+            "p.person_id, n.name AS person_name FROM all_persons p LEFT JOIN all_names n USING (person_id)"
         )
         return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON uri = p_uri AND face_index = p_face "
                 "AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip

@@ -255,7 +255,9 @@ def test_run_people_on_a_video_gives_its_face_one_person_across_frames(tmp_path)
     (tmp_path / "clips").mkdir()
     write_video(tmp_path / "clips" / "walk.mp4", frames, 1)
     _run(tmp_path / "clips", tmp_path / "mined", "--people")
-    people = Archive(tmp_path / "mined", ReportParams(min_quality=0.0)).query(
-        "SELECT frame_index, person_id FROM faces ORDER BY frame_index"
-    ).rows
+    people = (
+        Archive(tmp_path / "mined", ReportParams(min_quality=0.0))
+        .query("SELECT frame_index, person_id FROM faces ORDER BY frame_index")
+        .rows
+    )
     assert len(people) == 8 and len({p for _, p in people}) == 1 and people[0][1] is not None

@@ -1,14 +1,15 @@
 """Run every benchmark, one table each:  python -m benchmarks [name ...]
 
 Names: model_speed, inference_speed, accuracy, detection_quality, pipeline_speed, pipeline_accuracy,
-quality_accuracy, reports_speed, video_speed.
+quality_accuracy, reports_speed, video_speed, people_quality, selection. Not among them, since it
+compares two commits: `python -m benchmarks.commit_speed --baseline COMMIT`.
 """
 
 import subprocess
 import sys
 
 ALL = ("model_speed", "inference_speed", "accuracy", "detection_quality", "pipeline_speed", "pipeline_accuracy",
-       "quality_accuracy", "reports_speed", "video_speed")  # fmt: skip
+       "quality_accuracy", "reports_speed", "video_speed", "people_quality", "selection")  # fmt: skip
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ALL:

@@ -4,6 +4,7 @@
                                         [--detector yunet] [--detect-size 1280,640]
                                         [--workers auto,1,2,4,...,cores] [--modes threads,processes]
                                         [--rounds 1] [--precision auto|float32|int8] [--no-4n]
+                                        [--people]
 
 Builds an archive of N JPEG photos (scenes with 0-5 pasted faces and EXIF times, or one-face
 portraits), then times: decode only; detect only; crop; the model alone on the face crops
@@ -11,8 +12,9 @@ portraits), then times: decode only; detect only; crop; the model alone on the f
 --workers count in each mode, and `auto` (what plain `fer-mine run` chooses). Each pipeline run
 is a fresh child process, timed from its start to its exit (imports included, as a user waits),
 so that its peak RSS is its own; with --rounds R the rows are interleaved R times and the median
-shown. Goals: the pipeline in-process within 1.1x of the summed stages; more workers, more
-photos/s; memory that does not grow with N (the 4N rows).
+shown. With --people every pipeline row is also run with `--people` (a face embedding per face),
+interleaved with its plain twin. Goals: the pipeline in-process within 1.1x of the summed stages;
+more workers, more photos/s; memory that does not grow with N (the 4N rows).
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ from fer_mine.defaults import (
 )
 from fer_mine.media.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.media.images import decode, find_images, read_bytes
+from fer_mine.media.quality import head_pose
+from fer_mine.people.embed import embed, embeddable, face_chip, load_embedder
 from fer_mine.pipeline.run import RunSettings, plan_run, run
 
 
-def stage_rates(folder: Path, settings: DetectorSettings, precision: str) -> dict[str, tuple[float, float]]:
+def stage_rates(
+    folder: Path, settings: DetectorSettings, precision: str, people: bool = False
+) -> dict[str, tuple[float, float]]:
     files = find_images(str(folder))
     start = time.perf_counter()
     images = [decode(f, read_bytes(f)) for f in files]
@@ -76,6 +82,16 @@ def stage_rates(folder: Path, settings: DetectorSettings, precision: str) -> dic
             class_probabilities(model, tensor[i : i + 64], tta=DEFAULT_TTA)  # as `run` classifies
     model_s = time.perf_counter() - start
     n = len(files)
+    embedding = {}
+    if people:  # as `run --people`: a chip and an embedding for each face big and frontal enough
+        embedder = load_embedder()
+        start = time.perf_counter()
+        chips = [face_chip(img.pixels, f.landmarks) for img, fs in faces for f in fs
+                 if embeddable(f, head_pose(f.landmarks)[0])]  # fmt: skip
+        if chips:
+            embed(np.stack(chips), embedder)
+        seconds = time.perf_counter() - start
+        embedding = {f"embedding only ({len(chips)} chips)": (n / seconds, n_faces / seconds)}
     return {
         "decode only": (n / decode_s, n_faces / decode_s),
         "decode + detect": (n / (decode_s + detect_s), n_faces / (decode_s + detect_s)),
@@ -85,17 +101,19 @@ def stage_rates(folder: Path, settings: DetectorSettings, precision: str) -> dic
             n / (decode_s + detect_s + crop_s + model_s),
             n_faces / (decode_s + detect_s + crop_s + model_s),
         ),
-    }
+    } | embedding
 
 
 def run_precision(requested: str) -> str:
     return resolve_precision(requested, read_card(None)[0], "cpu")
 
 
-def child(folder: str, out: str, workers: str, mode: str, detector: str, sizes: str, precision: str) -> None:
+def child(
+    folder: str, out: str, workers: str, mode: str, detector: str, sizes: str, precision: str, people: str
+) -> None:
     """Runs one pipeline in this (fresh) process and prints its figures as JSON."""
     detect_sizes = tuple(int(s) for s in sizes.split(",")) if sizes else None
-    settings = RunSettings(inputs=[folder], output=out, precision=precision, worker_mode=mode,
+    settings = RunSettings(inputs=[folder], output=out, precision=precision, worker_mode=mode, people=people == "1",
                            workers=None if workers == AUTO_WORKERS else int(workers),
                            detector=DetectorSettings(detector, detect_sizes=detect_sizes))  # fmt: skip
     start = time.perf_counter()
@@ -106,12 +124,15 @@ def child(folder: str, out: str, workers: str, mode: str, detector: str, sizes: 
                       "pipeline_seconds": time.perf_counter() - start}))  # fmt: skip
 
 
-def pipeline(folder: Path, workers: str, mode: str, detector: str, sizes: str, precision: str) -> dict:
+def pipeline(
+    folder: Path, workers: str, mode: str, detector: str, sizes: str, precision: str, people: bool
+) -> dict:
     """One run in a fresh process, timed from its start to its exit."""
     with tempfile.TemporaryDirectory() as out:
         code = "import sys; from benchmarks.pipeline_speed import child; child(*sys.argv[1:])"
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code, str(folder), out, workers, mode, detector, sizes, precision],
+        done = subprocess.run([sys.executable, "-c", code, str(folder), out, workers, mode, detector, sizes, precision,
+                               str(int(people))],
                               capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])  # fmt: skip
         seconds = time.perf_counter() - start
         return json.loads(done.stdout.strip().splitlines()[-1]) | {"seconds": seconds}
@@ -125,14 +146,13 @@ def write_portraits(folder: Path, count: int, side: int, seed: int) -> None:
         save_jpeg(image, folder / f"set-{i % 5}" / f"portrait-{i:05d}.jpg")
 
 
-def runs(args) -> list[tuple[str, str]]:
-    """(workers, mode) of each pipeline row: auto, in-process, then each count in each mode."""
+def runs(args) -> list[tuple[str, str, bool]]:
+    """(workers, mode, people) of each pipeline row: auto, in-process, then each count in each mode;
+    with --people each twice, without and with embeddings."""
     rows = []
     for workers in args.workers.split(","):
-        if workers in (AUTO_WORKERS, "1"):
-            rows.append((workers, "threads"))
-        else:
-            rows += [(workers, mode) for mode in args.modes.split(",")]
+        modes = ["threads"] if workers in (AUTO_WORKERS, "1") else args.modes.split(",")
+        rows += [(workers, mode, people) for mode in modes for people in (False, True)[: 1 + args.people]]
     return rows
 
 
@@ -152,6 +172,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repeats; the median is shown")
     parser.add_argument("--no-4n", dest="four_n", action="store_false", help="leave out the 4N memory rows")
+    parser.add_argument("--people", action="store_true", help="each pipeline row also with `run --people`")
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="the classifier's, as `fer-mine run --precision`")  # fmt: skip
     args = parser.parse_args()
@@ -183,7 +204,7 @@ def main() -> None:
             "peak RSS MB",
             title="fer-mine run throughput (each run timed from process start to exit)",
         )
-        stages = stage_rates(archives["N"], settings, precision)
+        stages = stage_rates(archives["N"], settings, precision, args.people)
         for name, (ips, fps) in stages.items():
             table.add_row(name, f"{ips:.2f}", f"{fps:.2f}", "", "")
         summed = stages["stages summed (decode, detect, crop, model)"][0]
@@ -191,14 +212,15 @@ def main() -> None:
         for label, folder in archives.items():
             if label == "4N" and not args.four_n:
                 continue
-            measured: dict[tuple[str, str], list[dict]] = {row: [] for row in runs(args)}
+            measured: dict[tuple[str, str, bool], list[dict]] = {row: [] for row in runs(args)}
             for _ in range(args.rounds):
-                for workers, mode in measured:
-                    measured[(workers, mode)].append(
-                        pipeline(folder, workers, mode, args.detector, args.detect_size, precision)
+                for workers, mode, people in measured:
+                    measured[(workers, mode, people)].append(
+                        pipeline(folder, workers, mode, args.detector, args.detect_size, precision, people)
                     )
-            base = statistics.median(r["seconds"] for r in measured.get(("1", "threads"), [{"seconds": 0}]))
-            for (workers, mode), rs in measured.items():
+            in_process = measured.get(("1", "threads", False), [{"seconds": 0}])
+            base = statistics.median(r["seconds"] for r in in_process)
+            for (workers, mode, people), rs in measured.items():
                 seconds = statistics.median(r["seconds"] for r in rs)
                 ips, fps = rs[0]["images"] / seconds, rs[0]["faces"] / seconds
                 chosen = f" ({rs[0]['workers']} {rs[0]['mode']})" if workers == AUTO_WORKERS else ""
@@ -213,9 +235,10 @@ def main() -> None:
                 alone = statistics.median(r["pipeline_seconds"] for r in rs)
                 share = (
                     f"; {seconds and rs[0]['images'] / alone / summed:.0%} of the summed stages"
-                    if workers == "1"
+                    if workers == "1" and not people
                     else ""
                 )
+                name += " + --people" if people else ""
                 table.add_row(f"pipeline, {name}, {label}{share}", f"{ips:.2f}", f"{fps:.2f}",
                               f"{seconds / base:.2f}" if base else "", f"{max(r['rss_mb'] for r in rs):.0f}")  # fmt: skip
         console.print(table)

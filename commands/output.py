@@ -280,6 +280,9 @@ def print_plan(settings, plan) -> None:
         f"found {len(plan.found)} files, {len(plan.found) - len(plan.todo)} already recorded, "
         f"{len(plan.todo)} to process ({plan.videos} of them videos){others}"
     )
+    if plan.backfill:
+        faces = sum(len(wanted) for _, _, wanted in plan.backfill)
+        console.print(f"--people: {faces} faces recorded without it, in {len(plan.backfill)} files, to embed")
 
 
 def print_run_summary(result: dict, output: str) -> None:

@@ -8,26 +8,23 @@ embeddings stay in their own table (`embeddings/`), never in `faces`.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fer_mine.errors import FerMineError
 from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
 from fer_mine.pipeline import store
-from fer_mine.pipeline.schema import NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
+from fer_mine.pipeline.schema import LANDMARK_COLUMNS, NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
 
 KEY = ("uri", "frame_index", "face_index")
 
 
-def people_file(output: str, table: str) -> Path:
-    """Where the `persons` or `names` table of an output lives."""
-    return Path(output, PEOPLE_FOLDER, f"{table}.parquet")
+def people_file(output: str, table: str) -> str:
+    """Where the `persons` or `names` table of an output lives (a path or a bucket URI)."""
+    return store.join(output, PEOPLE_FOLDER, f"{table}.parquet")
 
 
 def _in_order(keys) -> list[tuple]:
@@ -35,37 +32,28 @@ def _in_order(keys) -> list[tuple]:
     return sorted(keys, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
 
 
-def _local(output: str) -> Path:
-    if store.is_remote(output):
-        raise FerMineError("people commands work on a local output folder (a bucket: copy it down first)")
-    if not Path(output, "images").is_dir():
+def _tables(output: str, table: str) -> list[str]:
+    """The Parquet files of one of the output's tables (a folder or a bucket), refusing an output
+    that holds none: a mistyped path is one line, not an empty answer."""
+    if not store.list_files(store.join(output, "images")):
         raise FerMineError(f"{output} holds no fer-mine tables (run `fer-mine run --output {output}` first)")
-    return Path(output)
+    return store.list_files(store.join(output, table))
 
 
-def _read(path: Path, table: str, schema: pa.Schema) -> pa.Table:
-    if not path.is_file():
+def _read(path: str, table: str, schema: pa.Schema) -> pa.Table:
+    if not store.is_file(path):
         return schema.empty_table()
     check_table_file(path, table)
-    return pq.read_table(path)
-
-
-def _write(table: pa.Table, path: Path) -> None:
-    """Whole-file rewrite through a temporary name, so a killed command leaves the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    return store.read_table(path)
 
 
 def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
     """Every embedded face of the output, one row per face (the latest run's where several
     runs embedded it): its key and its embedding."""
-    folder = _local(output) / "embeddings"
     latest: dict[tuple, tuple[object, list[float]]] = {}
-    for path in sorted(folder.glob("*.parquet")):
+    for path in _tables(output, "embeddings"):
         check_table_file(path, "embeddings")
-        rows = pq.read_table(path, columns=[*KEY, "embedding", "processed_at"]).to_pylist()
+        rows = store.read_table(path, [*KEY, "embedding", "processed_at"]).to_pylist()
         for row in rows:
             key = tuple(row[k] for k in KEY)
             if key not in latest or row["processed_at"] >= latest[key][0]:
@@ -75,14 +63,43 @@ def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
     return keys, vectors
 
 
+def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, list[dict]]]:
+    """Faces this model recorded that could have an embedding and have none (runs without
+    --people), by file: {uri: (the video's sample fps or None, [face])}, each face its key,
+    image sha256 and landmarks. A local folder or a bucket."""
+    from fer_mine.media.detect import Face  # OpenCV and torch: not for `people list`
+    from fer_mine.people.embed import embeddable
+
+    embedded: set[tuple] = set()
+    for path in store.list_files(store.join(output, "embeddings")):
+        check_table_file(path, "embeddings")
+        embedded.update(zip(*store.read_table(path, list(KEY)).to_pydict().values(), strict=True))
+    columns = [*KEY, "image_sha256", "model_sha256", "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
+    wanted: dict[str, list[dict]] = {}
+    for path in store.list_files(store.join(output, "faces")):
+        for row in store.read_table(path, columns).to_pylist():
+            key = tuple(row[k] for k in KEY)
+            if row["model_sha256"] != model_sha or key in embedded or row[LANDMARK_COLUMNS[0]] is None:
+                continue
+            landmarks = tuple(row[c] for c in LANDMARK_COLUMNS)
+            if embeddable(Face(0, 0, row["box_w"], row["box_h"], None, landmarks), row["yaw_deg"]):
+                wanted.setdefault(row["uri"], []).append(
+                    {"image_sha256": row["image_sha256"], "frame_index": row["frame_index"],
+                     "face_index": row["face_index"], "landmarks": landmarks}
+                )  # fmt: skip
+    fps: dict[str, float] = {}
+    for path in store.list_files(store.join(output, "videos")):
+        rows = store.read_table(path, ["uri", "sample_fps", "model_sha256"]).to_pylist()
+        fps.update((r["uri"], r["sample_fps"]) for r in rows if r["model_sha256"] == model_sha)
+    return {uri: (fps.get(uri), faces) for uri, faces in wanted.items()}
+
+
 def persons(output: str) -> dict[tuple, str]:
-    _local(output)
     rows = _read(people_file(output, "persons"), "persons", PERSONS).to_pylist()
     return {tuple(r[k] for k in KEY): r["person_id"] for r in rows}
 
 
 def names(output: str) -> dict[str, str]:
-    _local(output)
     return {
         r["person_id"]: r["name"] for r in _read(people_file(output, "names"), "names", NAMES).to_pylist()
     }
@@ -122,10 +139,9 @@ def follow_tracks(output: str, known: dict[tuple, str], vectors: dict[tuple, np.
     """In each video, faces linked across consecutive sampled frames (`people.cluster.tracks`)
     are one person: the one most of the track's embedded faces were given. Faces of the track
     without an embedding (too turned, too small for one) get that person too."""
-    root = _local(output)
     boxes: dict[str, dict[int, list]] = {}
-    for path in sorted((root / "faces").glob("*.parquet")):
-        table = pq.read_table(path, columns=[*KEY, "box_x", "box_y", "box_w", "box_h"])
+    for path in _tables(output, "faces"):
+        table = store.read_table(path, [*KEY, "box_x", "box_y", "box_w", "box_h"])
         for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
             frame = boxes.setdefault(row["uri"], {}).setdefault(row["frame_index"], [])
             key = tuple(row[k] for k in KEY)
@@ -134,8 +150,8 @@ def follow_tracks(output: str, known: dict[tuple, str], vectors: dict[tuple, np.
                     (key, (row["box_x"], row["box_y"], row["box_w"], row["box_h"]), vectors.get(key))
                 )
     sampled: dict[str, list[int]] = {}
-    for path in sorted((root / "images").glob("*.parquet")):
-        table = pq.read_table(path, columns=["uri", "frame_index"])
+    for path in _tables(output, "images"):
+        table = store.read_table(path, ["uri", "frame_index"])
         for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
             sampled.setdefault(row["uri"], []).append(row["frame_index"])
     result = dict(known)
@@ -156,12 +172,12 @@ def name_person(output: str, person_id: str, name: str) -> None:
 
 def _write_persons(output: str, assigned: dict[tuple, str]) -> None:
     rows = [{**dict(zip(KEY, k, strict=True)), "person_id": assigned[k]} for k in _in_order(assigned)]
-    _write(pa.Table.from_pylist(rows, schema=PERSONS), people_file(output, "persons"))
+    store.write_table(pa.Table.from_pylist(rows, schema=PERSONS), people_file(output, "persons"))
 
 
 def _write_names(output: str, given: dict[str, str]) -> None:
     rows = [{"person_id": p, "name": n} for p, n in sorted(given.items(), key=lambda i: _number(i[0]))]
-    _write(pa.Table.from_pylist(rows, schema=NAMES), people_file(output, "names"))
+    store.write_table(pa.Table.from_pylist(rows, schema=NAMES), people_file(output, "names"))
 
 
 def _known_person(output: str, person_id: str) -> dict[tuple, str]:
@@ -209,26 +225,22 @@ def split(output: str, person_id: str, distance: float) -> list[str]:
 def forget(output: str, person_id: str | None) -> dict[str, int]:
     """Delete one person's embeddings, assignments and name (`person_id`), or every embedding
     and everything about people (None). The emotion records stay as they are."""
-    root = _local(output)
     if person_id is None:
-        removed = sum(pq.read_metadata(p).num_rows for p in (root / "embeddings").glob("*.parquet"))
+        removed = sum(store.num_rows(path) for path in _tables(output, "embeddings"))
         for folder in ("embeddings", PEOPLE_FOLDER):
-            for path in (root / folder).glob("*"):
-                path.unlink()
-            if (root / folder).is_dir():
-                (root / folder).rmdir()
+            store.delete_tree(store.join(output, folder))
         return {"embeddings": removed}
     if not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
     assigned = _known_person(output, person_id)
     faces = {k for k, p in assigned.items() if p == person_id}
     removed = 0
-    for path in sorted((root / "embeddings").glob("*.parquet")):
-        table = pq.read_table(path)
+    for path in _tables(output, "embeddings"):
+        table = store.read_table(path)
         keep = [tuple(r[k] for k in KEY) not in faces for r in table.select(list(KEY)).to_pylist()]
         if not all(keep):
             removed += keep.count(False)
-            _write(table.filter(pa.array(keep)), path)
+            store.write_table(table.filter(pa.array(keep)), path)
     _write_persons(output, {k: p for k, p in assigned.items() if p != person_id})
     _write_names(output, {p: n for p, n in names(output).items() if p != person_id})
     return {"embeddings": removed, "faces": len(faces)}

@@ -4,8 +4,9 @@
                     (photos; video frames)  |              |                                       |
                           |           |    errors        images                                  faces
                         errors      videos       (--people) chips -> EmbedFaces -> ToEmbeddingRecords
-                                                                                           |
-                                                                                       embeddings
+                                                                  ^                       |
+    (--people, faces earlier runs recorded without it)            |                   embeddings
+    FindUnembeddedFaces -> SpreadUnembedded -> ChipRecordedFaces -+
 
 Every table is written by Beam into a hidden staging folder and moved into place only
 after the whole pipeline succeeded (images last), so a killed run leaves nothing
@@ -61,6 +62,7 @@ from fer_mine.people.cluster import check_people_extra
 from fer_mine.people.embed import embeddable, embedder_sha256, face_chip, load_embedder
 from fer_mine.pipeline import store
 from fer_mine.pipeline.inference import AMACNNModelHandler, EmbedderModelHandler
+from fer_mine.pipeline.people import unembedded
 from fer_mine.pipeline.progress import ProgressReporter
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, PEOPLE_FOLDER, SCHEMAS, TABLES, check_table_file
 from fer_mine.transforms.preprocess import Preprocess
@@ -108,6 +110,8 @@ class RunPlan:
     # workers do not each start a thread per core; None on other runners (their machines decide)
     threads: int | None = None
     embedder_sha256: str | None = None  # `--people`: the face embedder's weights, checked
+    # `--people` over files recorded without it: (file, video sample fps, [face]) to embed
+    backfill: list[tuple[FoundFile, float | None, list[dict]]] = field(default_factory=list)
     # a local folder where the steps leave their live counts (pipeline/progress.py)
     progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))
 
@@ -283,6 +287,38 @@ class DetectAndCropFaces(_CountingDoFn):
                 yield beam.pvalue.TaggedOutput("chips", (key, face_chip(image.pixels, face.landmarks)))
 
 
+class ChipRecordedFaces(_CountingDoFn):
+    """(file, video sample fps, [recorded face]) -> (key, chip) per face: a file an earlier run
+    recorded without --people, read again and each face cut from its stored landmarks, neither
+    detected nor classified again. A file changed since, or unreadable now, is left as it is."""
+
+    def __init__(self, plan: RunPlan, settings: RunSettings) -> None:
+        super().__init__(plan.run_id, plan.card.sha256, plan.progress_dir, settings.verbose)
+        self.max_pixels = settings.max_pixels
+
+    def process(self, element: tuple[FoundFile, float | None, list[dict]]) -> Iterator:
+        file, sample_fps, faces = element
+        by_frame: dict[int | None, list[dict]] = {}
+        for face in faces:
+            by_frame.setdefault(face["frame_index"], []).append(face)
+        try:
+            if file.is_video:
+                frames = sample_frames(file, sample_fps or DEFAULT_VIDEO_FPS, self.max_pixels, VideoInfo())
+            else:
+                frames = iter([decode(file, read_bytes(file), self.max_pixels)])
+            for image in frames:
+                for face in by_frame.pop(image.frame_index, []):
+                    if face["image_sha256"] != image.sha256:
+                        continue  # not the picture that was recorded
+                    key = {**_file_columns(file, self.run_id), "image_sha256": image.sha256,
+                           "frame_index": image.frame_index, "face_index": face["face_index"]}  # fmt: skip
+                    yield key, face_chip(image.pixels, face["landmarks"])
+                if not by_frame:
+                    return
+        except ImageError:
+            return
+
+
 def to_face_record(element, card: ModelCard, tta: bool, precision: str) -> dict:
     record, prediction = element
     probabilities = np.asarray(prediction.inference, dtype=np.float32)
@@ -332,9 +368,18 @@ def build_pipeline(p: beam.Pipeline, plan: RunPlan, settings: RunSettings) -> No
     errors = (decoded.errors, detected.errors) | "MergeErrors" >> beam.Flatten()
     tables = [("faces", faces), ("images", detected.images), ("errors", errors), ("videos", decoded.videos)]
     if settings.people:  # biometric data: only when asked, and in a table of its own
+        chips = detected.chips
+        if plan.backfill:  # faces earlier runs recorded without --people
+            recorded = (
+                p
+                | "FindUnembeddedFaces" >> beam.Create(plan.backfill)
+                | "SpreadUnembedded" >> beam.Reshuffle()
+                | "ChipRecordedFaces" >> beam.ParDo(ChipRecordedFaces(plan, settings))
+            )
+            chips = (chips, recorded) | "MergeChips" >> beam.Flatten()
         embedder = EmbedderModelHandler(settings.batch_size, settings.device, plan.threads)
         embeddings = (
-            detected.chips
+            chips
             | "EmbedFaces" >> RunInference(KeyedModelHandler(embedder))
             | "ToEmbeddingRecords" >> beam.Map(to_embedding_record, plan.embedder_sha256, card.sha256)
         )
@@ -443,10 +488,14 @@ def plan_run(settings: RunSettings) -> RunPlan:
     clean_uncommitted(output)
     done = recorded_uris(output, card, settings.tta, precision)
     todo = [f for f in found if printable(f.uri) not in done]
+    backfill = []
+    if settings.people:  # faces earlier runs of this model recorded without --people
+        missing = unembedded(output, card.sha256)
+        backfill = [(f, *missing[uri]) for f in found if (uri := printable(f.uri)) in done and uri in missing]
     run_id = _now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-    workers, mode, threads = choose_workers(settings, len(todo), os.cpu_count() or 1)
+    workers, mode, threads = choose_workers(settings, len(todo) + len(backfill), os.cpu_count() or 1)
     return RunPlan(run_id, card, found, todo, store.join(output, STAGING, run_id), other_files, precision,
-                   workers, mode, threads, embedder_sha)  # fmt: skip
+                   workers, mode, threads, embedder_sha, backfill)  # fmt: skip
 
 
 def choose_workers(settings: RunSettings, files: int, cores: int) -> tuple[int, str, int | None]:
@@ -517,7 +566,7 @@ def run(
     """Plan, run the Beam pipeline, commit. Returns counts for the summary."""
     plan = plan or plan_run(settings)
     try:
-        if not plan.todo:
+        if not plan.todo and not plan.backfill:
             return {"found": len(plan.found), "skipped": len(plan.found), "faces": 0, "images": 0, "errors": 0,
                     "videos": 0}  # fmt: skip
         p = test_pipeline or beam.Pipeline(options=pipeline_options(settings, plan))

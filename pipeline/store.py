@@ -181,6 +181,25 @@ def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(handle, columns=columns)
 
 
+def write_table(table: pa.Table, path: str) -> None:
+    """A whole Parquet file, replacing any there: locally through a temporary name, so a killed
+    command leaves the old file; an object store puts an object whole or not at all."""
+    if not is_remote(path):
+        with storage_errors(f"cannot write {path}"):
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            partial = f"{path}.partial"
+            pq.write_table(table, partial)
+            os.replace(partial, path)
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+
+    with (
+        storage_errors(f"cannot write {path}"),
+        filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle,
+    ):
+        pq.write_table(table, handle)
+
+
 def num_rows(path: str) -> int:
     with open_read(path) as handle:
         return pq.read_metadata(handle).num_rows

@@ -108,27 +108,30 @@ class Archive:
         )
         con.execute(
             f"CREATE VIEW scoped_faces AS SELECT all_faces.*, {IMAGE_KEY} AS image, {QUALITY_SQL} AS quality, "
-            f"{self._people_join(remote)} WHERE {mine} AND {window}"
+            f"{self._people_join()} WHERE {mine} AND {window}"
         )
         con.execute(f"CREATE VIEW faces AS SELECT * FROM scoped_faces WHERE {KEPT}")
         con.execute(f"CREATE VIEW errors AS SELECT * FROM all_errors WHERE {mine}")
         con.execute(f"CREATE VIEW videos AS SELECT * FROM all_videos WHERE {mine}")
         self.model_sha256 = model
 
-    def _people_join(self, remote: bool) -> str:
+    def _people_join(self) -> str:
         """`person_id` and `person_name` of each face (`fer-mine people`): null without `--people`."""
-        if remote or not people_file(self.output, "persons").is_file():
+        if not store.is_file(people_file(self.output, "persons")):
             return "NULL::VARCHAR AS person_id, NULL::VARCHAR AS person_name FROM all_faces"
         for table in ("persons", "names"):
             path = people_file(self.output, table)
-            if path.is_file():
-                check_table_file(path, table)
-                self.con.execute(f"SET VARIABLE {table}_file = ?", [str(path)])
-                self.con.execute(
-                    f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_file'))"
-                )
-            else:
+            if not store.is_file(path):
                 self.con.register(f"all_{table}", SCHEMAS[table].empty_table())
+                continue
+            check_table_file(path, table)
+            if store.is_remote(path):  # a row per face at most: read whole, through the store
+                self.con.register(f"all_{table}", store.read_table(path))
+                continue
+            self.con.execute(f"SET VARIABLE {table}_file = ?", [path])
+            self.con.execute(
+                f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_file'))"
+            )
         self.con.execute(
             "CREATE VIEW people_of AS SELECT p.uri AS p_uri, p.frame_index AS p_frame, p.face_index AS p_face, "
             "p.person_id, n.name AS person_name FROM all_persons p LEFT JOIN all_names n USING (person_id)"

@@ -261,3 +261,44 @@ def test_run_people_on_a_video_gives_its_face_one_person_across_frames(tmp_path)
         .rows
     )
     assert len(people) == 8 and len({p for _, p in people}) == 1 and people[0][1] is not None
+
+
+def test_run_people_over_an_output_mined_without_it_embeds_its_recorded_faces(tmp_path):
+    """The faces stay as they were (not detected or classified again); each gets the embedding
+    and the person a fresh `run --people` would give it, photos and video frames alike."""
+    photos = tmp_path / "photos"
+    shutil.copytree(SAMPLES / "album-1", photos / "album-1")
+    shutil.copytree(SAMPLES / "album-4", photos / "album-4")
+    face = portrait(np.random.default_rng(1), 200, 0.4, "astronaut").image
+    frame = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+    frame[120 : 120 + face.shape[0], 100 : 100 + face.shape[1]] = face
+    (photos / "clips").mkdir()
+    write_video(photos / "clips" / "still.mp4", [frame] * 3, 1)
+    fresh, later = tmp_path / "fresh", tmp_path / "later"
+    _run(photos, fresh, "--people")
+    _run(photos, later)
+    faces_before = pq.read_table(later / "faces").sort_by([("uri", "ascending"), ("face_index", "ascending")])
+    _run(photos, later, "--people")
+    faces_after = pq.read_table(later / "faces").sort_by([("uri", "ascending"), ("face_index", "ascending")])
+    assert faces_after.equals(faces_before)  # no face added, none classified again
+    keys = ["uri", "frame_index", "face_index"]
+
+    def embedded_in(output: Path) -> set[tuple]:
+        return {tuple(r.values()) for r in pq.read_table(output / "embeddings", columns=keys).to_pylist()}
+
+    embedded = embedded_in(later)
+    assert embedded == embedded_in(fresh)
+    assert len(embedded) == 3 + sum(k in ASTRONAUT or k == CAMERAMAN_FRONTAL for k in _people_of(fresh))
+
+    def grouping(output: Path) -> set[frozenset]:
+        people = Archive(output, ReportParams(min_quality=0.0)).query(
+            "SELECT uri, frame_index, face_index, person_id FROM faces WHERE person_id IS NOT NULL"
+        )
+        groups: dict[str, set] = {}
+        for *key, person in people.rows:
+            groups.setdefault(person, set()).add((key[0].rsplit("/", 3)[-1], *key[1:]))
+        return {frozenset(g) for g in groups.values()}
+
+    assert grouping(later) == grouping(fresh)
+    again = CliRunner().invoke(main, ["run", "--input", str(photos), "--output", str(later), "--people"])
+    assert again.exit_code == 0 and "0 new face embeddings" in again.output

@@ -180,3 +180,28 @@ def test_a_missing_bucket_or_credentials_is_one_line(s3, monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["query", f"s3://{BUCKET}/mined", "select 1"])
     assert result.exit_code == 2 and "no AWS credentials found" in result.output
     assert "Traceback" not in result.output
+
+
+def test_people_on_a_bucket_is_told_apart_named_and_forgotten_there(s3, mined, tmp_path):
+    client, _, photos = s3
+    out = f"s3://{BUCKET}/people"
+    ran = CliRunner().invoke(
+        main, ["run", "--quiet", "--input", f"s3://{BUCKET}/photos", "--output", out, "--people"]
+    )
+    assert ran.exit_code == 0, ran.output
+    local = tmp_path / "local"
+    assert CliRunner().invoke(main, ["run", "--quiet", "--input", str(photos), "--output", str(local),
+                                     "--people"]).exit_code == 0  # fmt: skip
+    count = "select count(distinct person_id) as n from faces"
+    ids = [CliRunner().invoke(main, ["query", where, count, "--format", "csv", "--min-quality", "0"]).output.split()
+           for where in (out, str(local))]  # fmt: skip
+    assert ids[0] == ids[1] and int(ids[0][1]) >= 1  # the same people as from a folder
+    named = CliRunner().invoke(main, ["people", "name", out, "P1", "Eileen"])
+    assert named.exit_code == 0, named.output
+    listed = CliRunner().invoke(main, ["people", "list", out])
+    assert listed.exit_code == 0 and "Eileen" in listed.output
+    assert keys(client, "people/people/") == ["people/people/names.parquet", "people/people/persons.parquet"]
+    forgot = CliRunner().invoke(main, ["people", "forget", out, "--all"])
+    assert forgot.exit_code == 0, forgot.output
+    assert not keys(client, "people/embeddings/") and not keys(client, "people/people/")
+    assert face_keys(rows(client, "people", "faces")) == face_keys(rows(client, mined[0], "faces"))

@@ -17,7 +17,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def test_attention_map_has_the_input_shape_stays_in_range_and_follows_the_input():
-    explainer = Explainer()  # the shipped default: one network
+    explainer = Explainer("amacnn-fer2013-fast")  # one network
     rng = np.random.default_rng(0)
     first = explainer.explain(face_like(3, rng, 96))
     second = explainer.explain(face_like(0, rng, 96)[::-1].copy())
@@ -28,7 +28,7 @@ def test_attention_map_has_the_input_shape_stays_in_range_and_follows_the_input(
         assert abs(explained.probabilities.sum() - 1) < 1e-5
     assert first.grid == (6, 6)
     assert np.abs(first.attention - second.attention).max() > 0.05
-    assert explainer.note.startswith("amacnn-fer2013: its map;")
+    assert explainer.note.startswith("amacnn-fer2013-fast: its map;")
 
 
 def test_an_ensembles_attention_map_is_its_members_maps_averaged(tmp_path):
@@ -40,7 +40,7 @@ def test_an_ensembles_attention_map_is_its_members_maps_averaged(tmp_path):
     from fer_mine.amacnn.model import AMACNNEnsemble
     from fer_mine.amacnn.weights import load_model, save_model
 
-    single, card = load_model(inference=False)
+    single, card = load_model("amacnn-fer2013-fast", inference=False)
     other = copy.deepcopy(single)
     with torch.no_grad():
         for parameter in other.attention.parameters():
@@ -99,7 +99,7 @@ def test_report_gallery_with_attention_overlays(tmp_path):
     result = CliRunner().invoke(main, [*args, "--attention"])
     assert result.exit_code == 0, result.output
     with_maps = page.read_text()
-    assert "attention map (amacnn-fer2013: its map" in with_maps
+    assert "attention map (amacnn-fer2013: mean of its 4 members" in with_maps
     assert with_maps.count("data:image/jpeg") == without.count("data:image/jpeg") > 0
     assert with_maps != without
     refused = CliRunner().invoke(main, ["report", str(out), "--attention"])

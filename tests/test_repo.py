@@ -43,6 +43,14 @@ def test_the_results_tables_state_what_the_shipped_cards_record():
             "fer2013/test+tta"
         ]["PrivateTest"],
     }
+    fast = json.loads((shipped_model_dir("amacnn-fer2013-fast") / CARD_FILE).read_text())
+    rows |= {
+        "amacnn-fer2013-fast | FER-2013 PrivateTest": fast["metrics"]["fer2013/test"]["PrivateTest"],
+        "amacnn-fer2013-fast + flip TTA (`--model amacnn-fer2013-fast`) | FER-2013 PrivateTest": fast[
+            "metrics"
+        ]["fer2013/test+tta"]["PrivateTest"],
+        "amacnn-fer2013-fast + flip TTA | FER-2013 test (all)": fast["metrics"]["fer2013/test+tta"],
+    }
     ferplus = json.loads((shipped_model_dir("amacnn-ferplus") / CARD_FILE).read_text())
     used = (
         "what `fer-mine run --model amacnn-ferplus` uses on the CPU"

@@ -20,6 +20,7 @@ from fer_mine.pipeline import store
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
 
 KEY = ("uri", "frame_index", "face_index")
+JOIN_KEY = ["uri", "frame_key", "face_index"]  # KEY with -1 for a photo's null frame index
 
 
 def people_file(output: str, table: str) -> str:
@@ -70,17 +71,25 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
     from fer_mine.media.detect import Face  # OpenCV and torch: not for `people list`
     from fer_mine.people.embed import embeddable
 
-    embedded: set[tuple] = set()
+    # keys matched by an Arrow join, not a Python loop: an output mined with --people holds up to
+    # millions of faces that need no look. Photos have no frame index and a join matches no nulls,
+    # so -1 stands for it.
+    def keyed(table: pa.Table) -> pa.Table:
+        return table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
+
+    done = []
     for path in store.list_files(store.join(output, "embeddings")):
         check_table_file(path, "embeddings")
-        embedded.update(zip(*store.read_table(path, list(KEY)).to_pydict().values(), strict=True))
+        done.append(keyed(store.read_table(path, list(KEY))).select(JOIN_KEY).replace_schema_metadata(None))
+    embedded = pa.concat_tables(done) if done else None
     columns = [*KEY, "image_sha256", "model_sha256", "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
+    mine = (pc.field("model_sha256") == model_sha) & pc.field(LANDMARK_COLUMNS[0]).is_valid()
     wanted: dict[str, list[dict]] = {}
     for path in store.list_files(store.join(output, "faces")):
-        for row in store.read_table(path, columns).to_pylist():
-            key = tuple(row[k] for k in KEY)
-            if row["model_sha256"] != model_sha or key in embedded or row[LANDMARK_COLUMNS[0]] is None:
-                continue
+        faces = keyed(store.read_table(path, columns).filter(mine))
+        if embedded is not None:
+            faces = faces.join(embedded, JOIN_KEY, join_type="left anti")
+        for row in faces.to_pylist():
             landmarks = tuple(row[c] for c in LANDMARK_COLUMNS)
             if embeddable(Face(0, 0, row["box_w"], row["box_h"], None, landmarks), row["yaw_deg"]):
                 wanted.setdefault(row["uri"], []).append(

@@ -14,7 +14,7 @@ from fer_mine.commands.models import calibrate, compare, ensemble, model_info, q
 from fer_mine.commands.output import console
 from fer_mine.commands.people import people
 from fer_mine.commands.report import query, report
-from fer_mine.commands.run import run
+from fer_mine.commands.run import compact, run
 from fer_mine.commands.train import train
 from fer_mine.errors import FerMineError
 from fer_mine.logs import quiet_libraries
@@ -77,6 +77,7 @@ for command in (
     calibrate,
     model_info,
     run,
+    compact,
     explain,
     report,
     query,

@@ -5,6 +5,8 @@ its own under `--workers`), so that a photo with damaged EXIF never prints Pillo
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 
 # Beam's runner chatter, absl's (through Beam's extras) and Pillow's decoder notes
@@ -22,6 +24,13 @@ def quiet_libraries(verbose: bool = False) -> None:
     """Library log lines (below errors) and warnings out of the output, unless `verbose`."""
     if verbose:
         return
+    # OpenCV's own C++ log (OpenCV 5's DNN engine warns on every YuNet load that it has no
+    # target to set): read from the environment when cv2 is first imported, and set again
+    # where it already is
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)  # 2: errors and worse, in OpenCV 4 and 5
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().addFilter(_not_noise)  # the same filter once, however often called

@@ -55,7 +55,9 @@ from fer_mine.media.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.media.images import decode, find_images, read_bytes
 from fer_mine.media.quality import head_pose
 from fer_mine.people.embed import embed, embeddable, face_chip, load_embedder
-from fer_mine.pipeline.run import RunSettings, plan_run, run
+from fer_mine.pipeline.plan import plan_run
+from fer_mine.pipeline.run import run
+from fer_mine.pipeline.settings import RunSettings
 
 
 def stage_rates(

@@ -124,16 +124,26 @@ def save_jpeg(image: np.ndarray, path: Path, taken_at: datetime | None = None, q
 
 
 def write_archive(
-    folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (1024, 768)
+    folder: Path,
+    count: int,
+    seed: int = 0,
+    size: tuple[int, int] = (1024, 768),
+    crowded: bool = False,
 ) -> dict[str, list]:
-    """`count` JPEG photos in album folders with EXIF times; returns {relative path: boxes}."""
+    """`count` JPEG photos in album folders with EXIF times; returns {relative path: boxes}.
+    Photos hold 0-5 faces of 40-200 px, or with `crowded` 20-40 faces of 20-120 px, small ones
+    more often (log-uniform widths, as in group photos and crowds; as many as find room)."""
     rng = np.random.default_rng(seed)
     truth = {}
     start = datetime(2024, 1, 6, 9, 0)
     for i in range(count):
         album = f"album-{i % 4 + 1}"
-        n_faces = int(rng.choice([0, 1, 1, 2, 3, 5]))
-        widths = [int(rng.integers(40, 200)) for _ in range(n_faces)]
+        if crowded:
+            n_faces = int(rng.integers(20, 41))
+            widths = [int(np.exp(rng.uniform(np.log(20), np.log(120)))) for _ in range(n_faces)]
+        else:
+            n_faces = int(rng.choice([0, 1, 1, 2, 3, 5]))
+            widths = [int(rng.integers(40, 200)) for _ in range(n_faces)]
         scene = compose(rng, size[0], size[1], widths)
         taken = start + timedelta(days=int(i // 3) * 9, hours=int(rng.integers(0, 12)), minutes=i)
         rel = f"{album}/photo-{i:05d}.jpg"

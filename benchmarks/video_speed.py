@@ -30,7 +30,8 @@ from benchmarks.memory import peak_rss_mb
 from benchmarks.scenes import compose
 from fer_mine.media.images import FoundFile
 from fer_mine.media.video import VideoInfo, sample_frames
-from fer_mine.pipeline.run import RunSettings, run
+from fer_mine.pipeline.run import run
+from fer_mine.pipeline.settings import RunSettings
 
 
 def write_video(path: Path, seconds: int, size: tuple[int, int], fps: int, seed: int) -> None:

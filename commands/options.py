@@ -73,8 +73,9 @@ def tta(default: bool, help: str, show_default: bool = True) -> Callable:
     return click.option("--tta/--no-tta", default=default, show_default=show_default, help=help)
 
 
-def report_filters(command: Callable) -> Callable:
-    """The filters and output format `report` and `query` share."""
+def report_filters(min_quality: float = ReportParams.min_quality) -> Callable:
+    """The filters and output format `report` and `query` share; `min_quality`: the command's
+    default (`query` counts every face unless asked)."""
     return each(
         click.option(
             "--min-confidence",
@@ -86,7 +87,7 @@ def report_filters(command: Callable) -> Callable:
         click.option(
             "--min-quality",
             type=click.FloatRange(0, 1),
-            default=ReportParams.min_quality,
+            default=min_quality,
             show_default=True,
             help="Leave out faces whose quality score is under this: the weakest of size, sharpness, "
             "head pose and detector score, each 0 to 1 (docs/usage.md). 0 keeps every face.",
@@ -101,7 +102,7 @@ def report_filters(command: Callable) -> Callable:
         click.option("--until", type=click.DateTime(), help="Only photos taken before this EXIF time."),
         click.option("--model-sha", help="Rows of this model only (default: the model of the latest run)."),
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
-    )(command)
+    )
 
 
 def resolve_data_root(value: Path | None) -> Path:

@@ -35,7 +35,7 @@ from fer_mine.reports.params import ReportParams
     help="--html: show each gallery face with the model's attention map over it (fer-mine explain).",
 )
 @options.model
-@options.report_filters
+@options.report_filters()
 def report(
     output,
     names,
@@ -86,11 +86,13 @@ def report(
 @click.command()
 @click.argument("output")
 @click.argument("sql")
-@options.report_filters
+@options.report_filters(min_quality=0.0)
 def query(output, sql, min_confidence, min_quality, certain_only, since, until, model_sha, fmt) -> None:
     """Run SQL over the views faces, images, errors and videos of a `fer-mine run` output.
 
-    In faces and images, the column `image` names one photo or one sampled video frame.
+    In faces and images, the column `image` names one photo or one sampled video frame. faces
+    holds every recorded face unless a filter option is given (reports leave out faces under
+    quality 0.2 by default); a filter that leaves faces out is said under the result.
 
     \b
     Example: fer-mine query mined/ "SELECT emotion, count(*) FROM faces GROUP BY 1"
@@ -100,4 +102,4 @@ def query(output, sql, min_confidence, min_quality, certain_only, since, until, 
     params = ReportParams(min_confidence=min_confidence, min_quality=min_quality, certain_only=certain_only,
                           since=since, until=until, model_sha256=model_sha)  # fmt: skip
     archive = Archive(output, params)
-    print_results([archive.query(sql, "query", sql)], fmt)
+    print_results([archive.ask(sql)], fmt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from functools import partial
 
@@ -11,6 +13,8 @@ from fer_mine.commands import options
 from fer_mine.commands.output import console, print_plan, print_run_summary, run_progress
 from fer_mine.defaults import (
     AUTO_WORKERS,
+    COMMIT_FACES,
+    DEFAULT_COMMIT_EVERY,
     DEFAULT_DETECTOR,
     DEFAULT_SIZES,
     DEFAULT_THRESHOLDS,
@@ -110,6 +114,14 @@ READING = (
     click.option(
         "--overwrite", is_flag=True, help="Redo every image, not only those not yet recorded for this model."
     ),
+    click.option(
+        "--commit-every",
+        type=click.IntRange(1),
+        default=DEFAULT_COMMIT_EVERY,
+        show_default=True,
+        help="Images (photos, video frames) each worker commits at a time, or fewer on crowded photos "
+        f"({COMMIT_FACES} faces): a killed run loses at most that much work per worker.",
+    ),
 )
 
 
@@ -157,10 +169,14 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
 
     Runs an Apache Beam pipeline (on this machine by default, a worker thread per core).
     Arguments after `--` go to Beam unchanged, e.g. `-- --project=P --region=R --temp_location=gs://...`.
-    Running again over the same output processes only new images.
+    Records are committed while the run goes, a piece at a time: running again over the same
+    output processes only the files not yet recorded, so a stopped or killed run continues
+    where it stopped. Ctrl-C (or SIGTERM) commits what is finished and exits 130.
     """
     from fer_mine.media.detect import DetectorSettings
-    from fer_mine.pipeline.run import RunSettings, plan_run, run_watched
+    from fer_mine.pipeline.plan import plan_run
+    from fer_mine.pipeline.run import run_watched
+    from fer_mine.pipeline.settings import RunSettings
 
     detector = DetectorSettings(*(chosen.pop(k) for k in ("detector", "detector_model", "detect_size", "min_face",
                                                           "threshold")))  # fmt: skip
@@ -171,7 +187,11 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
     if not quiet:
         print_plan(settings, plan)
     watch = None if quiet or not console.is_terminal else partial(run_progress, plan)
-    result = run_watched(settings, plan, watch)
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop: as Ctrl-C
+    try:
+        result = run_watched(settings, plan, watch)
+    except KeyboardInterrupt:
+        _stopped(settings, plan)
     if settings.people:
         from fer_mine.pipeline.people import assign_people
 
@@ -180,6 +200,28 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
         print_run_summary(result, output)
     if strict and result.get("errors"):
         sys.exit(1)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stopped(settings, plan) -> None:
+    """After Ctrl-C or SIGTERM (the finished files committed by then): say how far the run got
+    and how to go on, and exit 130 at once (Beam's threads are not waited for). A second Ctrl-C
+    while this runs exits at once."""
+    from fer_mine.pipeline.plan import recorded_count
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
+    done = recorded_count(settings, plan)
+    console.print(
+        f"stopped: {done} of {len(plan.found)} files are recorded in {settings.output} "
+        f"({done - (len(plan.found) - len(plan.todo))} by this run); the same command continues from there"
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _workers(value: str) -> int | None:
@@ -203,3 +245,27 @@ def _sizes(value: str) -> tuple[int, ...]:
     if not sizes or any(not 64 <= s <= 8192 for s in sizes):
         raise click.BadParameter("each size must be between 64 and 8192")
     return sizes
+
+
+@click.command()
+@click.argument("output")
+def compact(output: str) -> None:
+    """Merge the small committed pieces of an output into Parquet files of a sensible size.
+
+    `run` does it at its end; this is for an output that runs stopped or killed left in many
+    pieces. Readers see the old pieces or the merged ones, never both, and never half.
+    """
+    from fer_mine.pipeline.pieces import clean_uncommitted
+    from fer_mine.pipeline.pieces import compact as merge
+
+    if not store_exists(output):
+        raise click.BadParameter(f"output folder not found: {output}", param_hint="OUTPUT")
+    clean_uncommitted(output)
+    done = merge(output)
+    console.print(f"{output}: {done['pieces']} pieces merged into {done['after']}")
+
+
+def store_exists(output: str) -> bool:
+    from fer_mine.pipeline import store
+
+    return store.is_remote(output) or os.path.isdir(output)

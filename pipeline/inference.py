@@ -1,43 +1,51 @@
-"""AMACNN and the face embedder behind Beam's RunInference: each model is loaded once per worker by Beam."""
+"""AMACNN and the face embedder behind Beam's RunInference, over the run's Units
+(pipeline/steps.py): each model is loaded once per worker by Beam.
+
+An element is one image with its faces. BatchElements weighs each by its face count, so a
+batch is a few images with up to --batch-size faces in all, whether photos hold one face or
+forty; an image with more faces than that is a batch of its own, classified in slices. Units
+with nothing for the model (no faces, a file's end, an error) pass through with no inference.
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
-from apache_beam.ml.inference.pytorch_inference import PytorchModelHandlerTensor
 
-from fer_mine.amacnn.model import AMACNN, class_probabilities, pick_device
+from fer_mine.amacnn.model import class_probabilities, pick_device
 from fer_mine.amacnn.weights import load_model, read_card
 from fer_mine.defaults import DEFAULT_TTA
 from fer_mine.people.embed import embed, load_embedder
+from fer_mine.pipeline.steps import Unit
 
 
-def softmax_inference_fn(
-    batch: Sequence[torch.Tensor],
-    model: torch.nn.Module,
-    device: Any,
-    inference_args: dict[str, Any] | None = None,
-    model_id: str | None = None,
-    tta: bool = False,
-    temperature: float = 1.0,
-) -> Iterable[PredictionResult]:
-    """Calibrated class probabilities for a batch of preprocessed crops (C, H, W); `tta` averages
-    in the mirrored face (chosen on FER-2013 validation data: +0.4 to +0.9 points accuracy, twice
-    the model cost); `temperature` is the model card's for that TTA setting."""
-    with torch.inference_mode():
-        images = torch.stack(list(batch)).to(device).contiguous(memory_format=torch.channels_last)
-        probabilities = class_probabilities(model, images, tta, temperature).float().cpu().numpy()
-    # the crop itself is not carried on: only its probabilities are needed downstream
-    return [PredictionResult(None, p, model_id) for p in probabilities]
+def faces_of(unit: Unit) -> int:
+    """A unit's weight in a classification batch (at least 1, so that batches stay bounded)."""
+    return max(1, len(unit.faces))
 
 
-class AMACNNModelHandler(PytorchModelHandlerTensor):
-    """Loads weights through fer-mine's checked loader (sha256 + safetensors), not torch.load."""
+def chips_of(unit: Unit) -> int:
+    return max(1, len(unit.chips))
+
+
+def _split(units: Sequence[Unit], counts: list[int], outputs: np.ndarray) -> list[PredictionResult]:
+    """One result per unit: its rows of `outputs` (None for a unit that had none)."""
+    results, start = [], 0
+    for unit, count in zip(units, counts, strict=True):
+        results.append(PredictionResult(unit, outputs[start : start + count] if count else None))
+        start += count
+    return results
+
+
+class AMACNNModelHandler(ModelHandler[Unit, PredictionResult, torch.nn.Module]):
+    """Calibrated class probabilities for every face of a batch of images; `tta` averages in the
+    mirrored face (chosen on FER-2013 validation data: +0.4 to +0.9 points accuracy, twice the
+    model cost), `temperature` is the model card's for that setting. Weights are loaded through
+    fer-mine's checked loader (sha256 + safetensors), never torch.load."""
 
     def __init__(
         self,
@@ -48,33 +56,42 @@ class AMACNNModelHandler(PytorchModelHandlerTensor):
         threads: int | None = None,
         precision: str = "float32",
     ) -> None:
-        self._fer_model_path = model_path
-        self._fer_threads = threads
-        self._fer_precision = precision  # resolved by the run's plan: the tables record it
+        super().__init__()
+        self._model_path, self._batch_size, self._tta, self._threads = model_path, batch_size, tta, threads
+        self._precision = precision  # resolved by the run's plan: the tables record it
         # int8 kernels are CPU ones: the plan chose int8 for the CPU, so it stays there
-        self._fer_device = device or ("cpu" if precision == "int8" else str(pick_device()))
-        card, weights_path = read_card(model_path)
-        super().__init__(
-            state_dict_path=str(weights_path),  # Beam wants it; load_model below reads it checked
-            model_class=AMACNN,
-            model_params={},
-            device="GPU" if self._fer_device.startswith("cuda") else "CPU",
-            inference_fn=functools.partial(softmax_inference_fn, tta=tta, temperature=card.temperature(tta)),
-            min_batch_size=1,
-            max_batch_size=batch_size,
-        )
+        self._device = device or ("cpu" if precision == "int8" else str(pick_device()))
+        self._temperature = read_card(model_path)[0].temperature(tta)
 
     def load_model(self) -> torch.nn.Module:
-        if self._fer_threads:  # Beam calls this in each worker process: set its share of the cores
-            torch.set_num_threads(self._fer_threads)
-        model, _ = load_model(self._fer_model_path, device=self._fer_device, precision=self._fer_precision)
-        self._device = torch.device(self._fer_device)
-        return model
+        if self._threads:  # Beam calls this in each worker process: set its share of the cores
+            torch.set_num_threads(self._threads)
+        return load_model(self._model_path, device=self._device, precision=self._precision)[0]
+
+    def run_inference(
+        self, batch: Sequence[Unit], model: torch.nn.Module, inference_args: dict[str, Any] | None = None
+    ) -> Iterable[PredictionResult]:
+        counts = [len(u.faces) for u in batch]
+        crops = [u.crops for u in batch if u.crops is not None]
+        if not crops:
+            return _split(batch, counts, np.empty((0, 0), np.float32))
+        images = torch.cat(crops)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self._batch_size):
+                part = images[start : start + self._batch_size].to(self._device)
+                part = part.contiguous(memory_format=torch.channels_last)
+                outputs.append(class_probabilities(model, part, self._tta, self._temperature).float().cpu())
+        return _split(batch, counts, torch.cat(outputs).numpy())
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size, "max_batch_weight": self._batch_size,
+                "element_size_fn": faces_of}  # fmt: skip
 
 
-class EmbedderModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Module]):
-    """dlib's face-recognition network (people/) behind RunInference: 150x150 RGB chips in,
-    128-d embeddings out; loaded once per worker, batched, on CUDA where present."""
+class EmbedderModelHandler(ModelHandler[Unit, PredictionResult, torch.nn.Module]):
+    """dlib's face-recognition network (people/) behind RunInference: each unit's 150x150 RGB
+    chips in, 128-d embeddings out; loaded once per worker, batched, on CUDA where present."""
 
     def __init__(self, batch_size: int = 64, device: str | None = None, threads: int | None = None) -> None:
         super().__init__()
@@ -86,13 +103,13 @@ class EmbedderModelHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.M
         return load_embedder(None, str(pick_device(self._device)))
 
     def run_inference(
-        self,
-        batch: Sequence[np.ndarray],
-        model: torch.nn.Module,
-        inference_args: dict[str, Any] | None = None,
+        self, batch: Sequence[Unit], model: torch.nn.Module, inference_args: dict[str, Any] | None = None
     ) -> Iterable[PredictionResult]:
-        vectors = embed(np.stack(batch), model, self._batch_size)
-        return [PredictionResult(None, v) for v in vectors]
+        counts = [len(u.chips) for u in batch]
+        chips = [chip for u in batch for _, chip in u.chips]
+        vectors = embed(np.stack(chips), model, self._batch_size) if chips else np.empty((0, 0), np.float32)
+        return _split(batch, counts, vectors)
 
-    def batch_elements_kwargs(self) -> dict[str, int]:
-        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size, "max_batch_weight": self._batch_size,
+                "element_size_fn": chips_of}  # fmt: skip

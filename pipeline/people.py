@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from fer_mine.errors import FerMineError
 from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
-from fer_mine.pipeline import store
+from fer_mine.pipeline import pieces, store
 from fer_mine.pipeline.schema import LANDMARK_COLUMNS, NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
 
 KEY = ("uri", "frame_index", "face_index")
@@ -36,9 +36,10 @@ def _in_order(keys) -> list[tuple]:
 def _tables(output: str, table: str) -> list[str]:
     """The Parquet files of one of the output's tables (a folder or a bucket), refusing an output
     that holds none: a mistyped path is one line, not an empty answer."""
-    if not store.list_files(store.join(output, "images")):
+    files = pieces.table_files(output, ("images", table))
+    if not files["images"]:
         raise FerMineError(f"{output} holds no fer-mine tables (run `fer-mine run --output {output}` first)")
-    return store.list_files(store.join(output, table))
+    return files[table]
 
 
 def _read(path: str, table: str, schema: pa.Schema) -> pa.Table:
@@ -78,14 +79,15 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
         return table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
 
     done = []
-    for path in store.list_files(store.join(output, "embeddings")):
+    files = pieces.table_files(output, ("embeddings", "faces", "videos"))
+    for path in files["embeddings"]:
         check_table_file(path, "embeddings")
         done.append(keyed(store.read_table(path, list(KEY))).select(JOIN_KEY).replace_schema_metadata(None))
     embedded = pa.concat_tables(done) if done else None
     columns = [*KEY, "image_sha256", "model_sha256", "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
     mine = (pc.field("model_sha256") == model_sha) & pc.field(LANDMARK_COLUMNS[0]).is_valid()
     wanted: dict[str, list[dict]] = {}
-    for path in store.list_files(store.join(output, "faces")):
+    for path in files["faces"]:
         faces = keyed(store.read_table(path, columns).filter(mine))
         if embedded is not None:
             faces = faces.join(embedded, JOIN_KEY, join_type="left anti")
@@ -97,7 +99,7 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
                      "face_index": row["face_index"], "landmarks": landmarks}
                 )  # fmt: skip
     fps: dict[str, float] = {}
-    for path in store.list_files(store.join(output, "videos")):
+    for path in files["videos"]:
         rows = store.read_table(path, ["uri", "sample_fps", "model_sha256"]).to_pylist()
         fps.update((r["uri"], r["sample_fps"]) for r in rows if r["model_sha256"] == model_sha)
     return {uri: (fps.get(uri), faces) for uri, faces in wanted.items()}

@@ -200,6 +200,30 @@ def write_table(table: pa.Table, path: str) -> None:
         pq.write_table(table, handle)
 
 
+def write_text(text: str, path: str) -> None:
+    """A small file whole or not at all, as `write_table`."""
+    if not is_remote(path):
+        with storage_errors(f"cannot write {path}"):
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            partial = f"{path}.partial"
+            with open(partial, "w") as handle:
+                handle.write(text)
+            os.replace(partial, path)
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+
+    with (
+        storage_errors(f"cannot write {path}"),
+        filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle,
+    ):
+        handle.write(text.encode())
+
+
+def read_text(path: str) -> str:
+    with open_read(path) as handle:
+        return handle.read().decode()
+
+
 def num_rows(path: str) -> int:
     with open_read(path) as handle:
         return pq.read_metadata(handle).num_rows

@@ -15,7 +15,7 @@ import pyarrow.dataset as pads
 
 from fer_mine.errors import FerMineError
 from fer_mine.media.quality import QUALITY_SQL
-from fer_mine.pipeline import store
+from fer_mine.pipeline import pieces, store
 from fer_mine.pipeline.people import people_file
 from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
@@ -54,7 +54,7 @@ class Archive:
         store.check_scheme(self.output)
         if not remote and not Path(self.output).is_dir():
             raise FerMineError(f"output folder not found: {self.output}")
-        files = {t: store.list_files(store.join(self.output, t)) for t in TABLES}
+        files = pieces.table_files(self.output, TABLES)  # committed pieces only
         if not files["images"]:
             raise FerMineError(
                 f"{self.output} holds no fer-mine tables (run `fer-mine run --output {self.output}` first)"
@@ -139,8 +139,9 @@ class Archive:
         return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON uri = p_uri AND face_index = p_face "
                 "AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip
 
-    def coverage(self) -> str:
-        """How many faces the reports rest on, and how many each filter left out (once per archive)."""
+    def coverage(self) -> dict:
+        """How many faces the figures rest on, and how many each filter left out (once per archive):
+        {"rests_on", "recorded", "left_out": {why: count}, "note": one line for people}."""
         if self._coverage is None:
             counts = self.con.execute(
                 f"SELECT count(*), count(*) FILTER ({KEPT}), "
@@ -149,13 +150,26 @@ class Archive:
                 "count(*) FILTER (getvariable('certain_only') AND coalesce(uncertain, false)) FROM scoped_faces"
             ).fetchone()
             total, kept, *dropped = counts
-            why = [f"{n:,} {reason}" for n, reason in zip(dropped, (
-                f"with confidence under {self.params.min_confidence:g}",
-                f"with quality under {self.params.min_quality:g}",
-                "uncertain"), strict=True) if n]  # fmt: skip
-            left = f"; {total - kept:,} left out ({', '.join(why)})" if total > kept else ""
-            self._coverage = f"rests on {kept:,} of {total:,} faces{left}"
+            reasons = (f"confidence under {self.params.min_confidence:g}",
+                       f"quality under {self.params.min_quality:g}", "uncertain")  # fmt: skip
+            left_out = {reason: n for n, reason in zip(dropped, reasons, strict=True) if n}
+            why = ", ".join(f"{n:,} with {reason}" if reason != "uncertain" else f"{n:,} uncertain"
+                            for reason, n in left_out.items())  # fmt: skip
+            left = f"; {total - kept:,} left out ({why})" if total > kept else ""
+            self._coverage = {"rests_on": kept, "recorded": total, "left_out": left_out,
+                              "note": f"rests on {kept:,} of {total:,} faces{left}"}  # fmt: skip
         return self._coverage
+
+    def _counted(self, result: Result, sql: str, always: bool) -> Result:
+        """A result over the faces view says what it rests on: always for a report, and for a
+        query whenever a filter left faces out."""
+        code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+        if re.search(r"\bfaces\b", code):
+            coverage = self.coverage()
+            if always or coverage["rests_on"] < coverage["recorded"]:
+                result.faces = {k: v for k, v in coverage.items() if k != "note"}
+                result.notes.append(coverage["note"])
+        return result
 
     def query(self, sql: str, name: str = "query", title: str = "") -> Result:
         try:
@@ -168,8 +182,8 @@ class Archive:
 
     def report(self, name: str) -> Result:
         sql = sql_text(name)
-        result = self.query(sql, name, describe(name))
-        code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-        if re.search(r"\bfaces\b", code):  # a report that counts faces says how many it rests on
-            result.notes.append(self.coverage())
-        return result
+        return self._counted(self.query(sql, name, describe(name)), sql, always=True)
+
+    def ask(self, sql: str) -> Result:
+        """The user's own SQL (`fer-mine query`)."""
+        return self._counted(self.query(sql, "query", sql), sql, always=False)

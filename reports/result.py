@@ -12,3 +12,6 @@ class Result:
     columns: list[str]
     rows: list[tuple]
     notes: list[str] = field(default_factory=list)
+    # the faces the figures rest on: {"rests_on", "recorded", "left_out": {why: count}}; None for
+    # a result that counts no faces
+    faces: dict | None = None

@@ -9,6 +9,7 @@ import json
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from fer_mine.reports.result import Result
 
@@ -31,17 +32,26 @@ def _jsonable(value):
     return value
 
 
+def title_line(result: Result, width: int | None) -> Text:
+    """The title above the table, at the terminal's width rather than the table's (a query's SQL
+    over a one-column table would fold into a tall column), on at most two lines."""
+    words = " ".join(result.title.split())
+    limit = 2 * width - len(result.name) - 3 if width else None
+    if limit and len(words) > limit:
+        words = words[: limit - 1] + "…"
+    return Text.assemble((result.name, "bold"), f": {words}")
+
+
 def to_rich(result: Result, width: int | None = None) -> Group:
-    """The result as one table, or, when its columns would not fit `width` characters (the
-    terminal's), as several tables of the columns that fit, each led by the first column (the
-    row's key), so that no value is cut into an ellipsis."""
+    """The title, then the result as one table, or, when its columns would not fit `width`
+    characters (the terminal's), as several tables of the columns that fit, each led by the
+    first column (the row's key), so that no value is cut into an ellipsis."""
     cells = [[cell(v) for v in row] for row in result.rows]
-    title = f"[bold]{result.name}[/bold]: {result.title}"
     groups = _column_groups(result.columns, cells, width) if width else [list(range(len(result.columns)))]
-    tables = []
+    tables: list = [title_line(result, width)]
     for number, group in enumerate(groups):
         table = Table(
-            title=f"[bold]{result.name}[/bold] (continued)" if number else title, title_justify="left"
+            title=f"[bold]{result.name}[/bold] (continued)" if number else None, title_justify="left"
         )
         for i in group:  # a value longer than the terminal (a long path) folds onto more lines
             table.add_column(result.columns[i], overflow="fold")
@@ -73,18 +83,23 @@ def _column_groups(columns: list[str], cells: list[list[str]], width: int) -> li
 
 
 def to_csv(result: Result) -> str:
+    """The rows, then what they rest on as a trailer of `#` lines (pandas: comment="#")."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(result.columns)
     writer.writerows([[_jsonable(v) for v in row] for row in result.rows])
+    for note in result.notes:
+        buffer.write(f"# {note}\n")
     return buffer.getvalue()
 
 
 def to_json(results: list[Result]) -> str:
+    """{report: {"rows": [...], "faces": {"rests_on", "recorded", "left_out": {why: n}} or null}}."""
     return json.dumps(
-        {r.name: [dict(zip(r.columns, map(_jsonable, row), strict=True)) for row in r.rows] for r in results},
+        {r.name: {"rows": [dict(zip(r.columns, map(_jsonable, row), strict=True)) for row in r.rows],
+                  "faces": r.faces} for r in results},
         indent=2,
-    )
+    )  # fmt: skip
 
 
 def to_markdown(result: Result) -> str:

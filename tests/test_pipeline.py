@@ -236,14 +236,15 @@ def test_two_workers_give_the_same_records(archive, mined, tmp_path, mode):
 def test_workers_auto_is_a_thread_per_core_and_a_given_count_stands(
     workers, mode, runner, files, cores, chosen
 ):
-    from fer_mine.pipeline.run import RunSettings, choose_workers
+    from fer_mine.pipeline.plan import choose_workers
+    from fer_mine.pipeline.settings import RunSettings
 
     settings = RunSettings(inputs=["x"], output="y", workers=workers, worker_mode=mode, runner=runner)
     assert choose_workers(settings, files, cores) == chosen
 
 
 def test_plain_run_says_how_many_workers_it_chose(archive, tmp_path, monkeypatch):
-    monkeypatch.setattr("fer_mine.pipeline.run.os.cpu_count", lambda: 4)
+    monkeypatch.setattr("fer_mine.pipeline.plan.os.cpu_count", lambda: 4)
     result = CliRunner().invoke(main, ["run", "--input", str(archive[0]), "--output", str(tmp_path / "auto")])
     assert result.exit_code == 0, result.output
     assert "x4 workers (threads)" in " ".join(result.output.split())

@@ -195,9 +195,10 @@ def test_every_report_runs_and_the_cli_formats(mined):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert list(data) == list(REPORTS)
-    assert data["group_photos"] == [
+    assert data["group_photos"]["rows"] == [
         {"group_photos": 2, "all_agree": 1, "agree_share": 0.5, "mean_faces": 2.5}
     ]
+    assert data["emotions"]["faces"] == {"rests_on": 7, "recorded": 7, "left_out": {}}
     csv = runner.invoke(main, ["report", str(mined), "--name", "emotions", "--format", "csv"])
     header, happy = csv.stdout.splitlines()[:2]
     assert header == "emotion,faces,share,mean_confidence"
@@ -212,6 +213,37 @@ def test_every_report_runs_and_the_cli_formats(mined):
         ["query", str(mined), "SELECT count(*) AS n FROM faces WHERE emotion = 'happy'", "--format", "csv"],
     )
     assert query.stdout.splitlines() == ["n", "3"]
+
+
+def test_query_counts_every_face_unless_a_filter_is_given_and_then_says_what_it_left_out(mined):
+    """A filter is said wherever it leaves faces out: under the table, as a CSV trailer, in JSON."""
+    runner = CliRunner()
+    count = "SELECT count(*) AS n FROM faces"
+    assert runner.invoke(main, ["query", str(mined), count, "--format", "csv"]).stdout.splitlines() == [
+        "n",
+        "7",
+    ]
+    filtered = runner.invoke(main, ["query", str(mined), count, "--format", "csv", "--min-quality", "0.9"])
+    assert filtered.stdout.splitlines() == [
+        "n",
+        "6",
+        "# rests on 6 of 7 faces; 1 left out (1 with quality under 0.9)",
+    ]
+    as_json = json.loads(
+        runner.invoke(main, ["query", str(mined), count, "--format", "json", "--min-quality", "0.9"]).stdout
+    )
+    assert as_json["query"] == {"rows": [{"n": 6}], "faces": {"rests_on": 6, "recorded": 7,
+                                                              "left_out": {"quality under 0.9": 1}}}  # fmt: skip
+
+
+def test_a_long_query_title_takes_the_terminal_width_not_the_tables(mined):
+    """A one-column result of a long SQL has its title on at most two lines above the table."""
+    sql = f"SELECT emotion FROM faces WHERE {' AND '.join(f'path <> {i}::VARCHAR' for i in range(30))} LIMIT 2"
+    shown = CliRunner().invoke(main, ["query", str(mined), sql], terminal_width=80)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines.index(next(line for line in lines if line.startswith("┏"))) <= 2
+    assert all(len(line) <= 80 for line in lines)
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,10 @@ def quiet_libraries(verbose: bool = False) -> None:
     # target to set): read from the environment when cv2 is first imported, and set again
     # where it already is
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    cv2 = sys.modules.get("cv2")
-    if cv2 is not None and hasattr(cv2, "setLogLevel"):
-        cv2.setLogLevel(2)  # 2: errors and worse, in OpenCV 4 and 5
+    if "cv2" in sys.modules:
+        from cv2.utils import logging as cv_logging  # OpenCV 4 and 5
+
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger().addFilter(_not_noise)  # the same filter once, however often called

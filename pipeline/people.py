@@ -17,15 +17,62 @@ import pyarrow.compute as pc
 from fer_mine.errors import FerMineError
 from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
 from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.schema import LANDMARK_COLUMNS, NAMES, PEOPLE_FOLDER, PERSONS, check_table_file
+from fer_mine.pipeline.schema import (
+    EMBEDDING_SIZE,
+    FORGOTTEN,
+    LANDMARK_COLUMNS,
+    NAMES,
+    PEOPLE_FOLDER,
+    PERSONS,
+    check_table_file,
+)
 
 KEY = ("uri", "frame_index", "face_index")
 JOIN_KEY = ["uri", "frame_key", "face_index"]  # KEY with -1 for a photo's null frame index
 
 
 def people_file(output: str, table: str) -> str:
-    """Where the `persons` or `names` table of an output lives (a path or a bucket URI)."""
+    """Where the `persons`, `names` or `forgotten` table of an output lives (a path or a bucket URI)."""
     return store.join(output, PEOPLE_FOLDER, f"{table}.parquet")
+
+
+FORGOTTEN_KEY = ["image_sha256", "frame_key", "face_index"]
+
+
+def forgotten(output: str) -> tuple[pa.Table, int]:
+    """The forgotten faces' keys (FORGOTTEN_KEY columns), and the last person id ever issued."""
+    table = _read(people_file(output, "forgotten"), "forgotten", FORGOTTEN)
+    last = int((table.schema.metadata or {}).get(b"last_person", b"0"))
+    keyed = table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
+    return keyed.select(FORGOTTEN_KEY).replace_schema_metadata(None), last
+
+
+def forgotten_keys(output: str) -> frozenset[tuple]:
+    """(image sha256, frame index or -1, face index) of every forgotten face: what `run` never embeds."""
+    table, _ = forgotten(output)
+    return frozenset(zip(*(table[c].to_pylist() for c in FORGOTTEN_KEY), strict=True))
+
+
+def _write_forgotten(output: str, keys: pa.Table, last_person: int) -> None:
+    """`keys`: FORGOTTEN_KEY columns, deduplicated here."""
+    unique = keys.group_by(FORGOTTEN_KEY).aggregate([])
+    frames = pc.if_else(pc.equal(unique["frame_key"], -1), pa.scalar(None, pa.int64()), unique["frame_key"])
+    table = pa.table({"image_sha256": unique["image_sha256"], "frame_index": frames,
+                      "face_index": unique["face_index"].cast(pa.int32())})  # fmt: skip
+    schema = FORGOTTEN.with_metadata({**FORGOTTEN.metadata, b"last_person": str(last_person).encode()})
+    store.write_table(table.cast(schema), people_file(output, "forgotten"))
+
+
+def _issue(output: str, assigned: dict[tuple, str]) -> None:
+    """Record the highest person id given, so that no id is ever given twice."""
+    keys, last = forgotten(output)
+    highest = max((_number(p) for p in assigned.values()), default=0)
+    if highest > last:
+        _write_forgotten(output, keys, highest)
+
+
+def _next_id(output: str, assigned: dict[tuple, str]) -> int:
+    return max(max((_number(p) for p in assigned.values()), default=0), forgotten(output)[1]) + 1
 
 
 def _in_order(keys) -> list[tuple]:
@@ -61,7 +108,7 @@ def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
             if key not in latest or row["processed_at"] >= latest[key][0]:
                 latest[key] = (row["processed_at"], row["embedding"])
     keys = _in_order(latest)
-    vectors = np.array([latest[k][1] for k in keys], np.float32).reshape(len(keys), -1)
+    vectors = np.array([latest[k][1] for k in keys], np.float32).reshape(len(keys), EMBEDDING_SIZE)
     return keys, vectors
 
 
@@ -84,6 +131,7 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
         check_table_file(path, "embeddings")
         done.append(keyed(store.read_table(path, list(KEY))).select(JOIN_KEY).replace_schema_metadata(None))
     embedded = pa.concat_tables(done) if done else None
+    gone, _ = forgotten(output)
     columns = [*KEY, "image_sha256", "model_sha256", "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
     mine = (pc.field("model_sha256") == model_sha) & pc.field(LANDMARK_COLUMNS[0]).is_valid()
     wanted: dict[str, list[dict]] = {}
@@ -91,6 +139,8 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
         faces = keyed(store.read_table(path, columns).filter(mine))
         if embedded is not None:
             faces = faces.join(embedded, JOIN_KEY, join_type="left anti")
+        if gone.num_rows:  # forgotten faces are never embedded again
+            faces = faces.join(gone, FORGOTTEN_KEY, join_type="left anti")
         for row in faces.to_pylist():
             landmarks = tuple(row[c] for c in LANDMARK_COLUMNS)
             if embeddable(Face(0, 0, row["box_w"], row["box_h"], None, landmarks), row["yaw_deg"]):
@@ -137,7 +187,7 @@ def assign_people(output: str) -> dict[str, int]:
             if person >= 0:
                 known[k] = f"P{person}"
         rest = [k for k in new if k not in known]
-        next_id = max((_number(p) for p in known.values()), default=0) + 1
+        next_id = _next_id(output, known)
         groups = cluster(vectors[[index[k] for k in rest]])
         for k, group in zip(rest, groups, strict=True):
             known[k] = f"P{next_id + int(group)}"
@@ -184,6 +234,7 @@ def name_person(output: str, person_id: str, name: str) -> None:
 def _write_persons(output: str, assigned: dict[tuple, str]) -> None:
     rows = [{**dict(zip(KEY, k, strict=True)), "person_id": assigned[k]} for k in _in_order(assigned)]
     store.write_table(pa.Table.from_pylist(rows, schema=PERSONS), people_file(output, "persons"))
+    _issue(output, assigned)
 
 
 def _write_names(output: str, given: dict[str, str]) -> None:
@@ -201,6 +252,8 @@ def _known_person(output: str, person_id: str) -> dict[tuple, str]:
 def merge(output: str, keep: str, others: list[str]) -> int:
     """Make `others` one person with `keep` (the clustering split someone): their faces become
     `keep`'s, and `keep` takes the first of their names if it has none. Faces moved."""
+    if keep in others:
+        raise FerMineError(f"{keep} cannot be merged with itself")
     assigned = _known_person(output, keep)
     for other in others:
         _known_person(output, other)
@@ -221,7 +274,7 @@ def split(output: str, person_id: str, distance: float) -> list[str]:
     mine = [i for i, k in enumerate(keys) if assigned.get(k) == person_id]
     groups = cluster(vectors[mine], distance)
     largest = int(np.bincount(groups).argmax())
-    next_id = max(_number(p) for p in assigned.values()) + 1
+    next_id = _next_id(output, assigned)
     new_ids = {}
     for group in sorted(set(groups.tolist()) - {largest}):
         new_ids[group] = f"P{next_id}"
@@ -235,23 +288,44 @@ def split(output: str, person_id: str, distance: float) -> list[str]:
 
 def forget(output: str, person_id: str | None) -> dict[str, int]:
     """Delete one person's embeddings, assignments and name (`person_id`), or every embedding
-    and everything about people (None). The emotion records stay as they are."""
-    if person_id is None:
-        removed = sum(store.num_rows(path) for path in _tables(output, "embeddings"))
-        for folder in ("embeddings", PEOPLE_FOLDER):
-            store.delete_tree(store.join(output, folder))
-        return {"embeddings": removed}
-    if not re.fullmatch(r"P\d+", person_id):
+    and everything about people (None). Their faces' keys are kept as forgotten, so that no
+    later run embeds them again (`unforget` undoes it); the emotion records stay as they are."""
+    if person_id is not None and not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
-    assigned = _known_person(output, person_id)
-    faces = {k for k, p in assigned.items() if p == person_id}
-    removed = 0
+    assigned = _known_person(output, person_id) if person_id else persons(output)
+    faces = {k for k, p in assigned.items() if person_id is None or p == person_id}
+    keys, last = forgotten(output)
+    last = max([last, *(_number(p) for p in assigned.values())])
+    removed, dropped = 0, []
     for path in _tables(output, "embeddings"):
         table = store.read_table(path)
-        keep = [tuple(r[k] for k in KEY) not in faces for r in table.select(list(KEY)).to_pylist()]
-        if not all(keep):
-            removed += keep.count(False)
-            store.write_table(table.filter(pa.array(keep)), path)
+        drop = [
+            person_id is None or tuple(r[k] for k in KEY) in faces
+            for r in table.select(list(KEY)).to_pylist()
+        ]
+        if any(drop):
+            removed += drop.count(True)
+            gone = table.filter(pa.array(drop))
+            dropped.append(gone.select(["image_sha256", "face_index"]).append_column(
+                "frame_key", pc.fill_null(gone["frame_index"], -1)).select(FORGOTTEN_KEY))  # fmt: skip
+            store.write_table(table.filter(pa.array([not d for d in drop])), path)
+    # the keys first: a command killed after them forgets too much, never too little
+    _write_forgotten(
+        output, pa.concat_tables([keys.cast(dropped[0].schema), *dropped]) if dropped else keys, last
+    )
+    if person_id is None:
+        store.delete_tree(store.join(output, "embeddings"))
+        store.delete(
+            [p for p in (people_file(output, "persons"), people_file(output, "names")) if store.is_file(p)]
+        )
+        return {"embeddings": removed, "faces": len(faces)}
     _write_persons(output, {k: p for k, p in assigned.items() if p != person_id})
     _write_names(output, {p: n for p, n in names(output).items() if p != person_id})
     return {"embeddings": removed, "faces": len(faces)}
+
+
+def unforget(output: str) -> int:
+    """Let later `run --people` embed the forgotten faces again. Returns how many there were."""
+    keys, last = forgotten(output)
+    _write_forgotten(output, keys.slice(0, 0), last)
+    return keys.num_rows

@@ -19,8 +19,8 @@ from fer_mine.media.images import find_images, printable
 from fer_mine.people.cluster import check_people_extra
 from fer_mine.people.embed import embedder_sha256, load_embedder
 from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.people import unembedded
-from fer_mine.pipeline.schema import PEOPLE_FOLDER, TABLES, check_table_file
+from fer_mine.pipeline.people import forgotten_keys, people_file, unembedded
+from fer_mine.pipeline.schema import TABLES, check_table_file
 from fer_mine.pipeline.settings import RunPlan, RunSettings
 
 
@@ -108,20 +108,23 @@ def plan_run(settings: RunSettings) -> RunPlan:
         found += files
     store.make_folder(output)
     if settings.overwrite:
-        for table in (*pieces.PIECE_TABLES, pieces.COMMITS, PEOPLE_FOLDER):
+        for table in (*pieces.PIECE_TABLES, pieces.COMMITS):
             store.delete_tree(store.join(output, table))
+        # who is who goes with the records; what was forgotten stays forgotten
+        store.delete([p for t in ("persons", "names") if store.is_file(p := people_file(output, t))])
     pieces.clean_uncommitted(output)
     done = recorded_uris(output, card, settings.tta, precision)
     todo = [f for f in found if printable(f.uri) not in done]
-    backfill = []
-    if settings.people:  # faces earlier runs of this model recorded without --people
+    backfill, forgotten = [], frozenset()
+    if settings.people:
+        forgotten = forgotten_keys(output)  # faces earlier runs of this model recorded without --people
         missing = unembedded(output, card.sha256)
         backfill = [(f, *missing[uri]) for f in found if (uri := printable(f.uri)) in done and uri in missing]
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
     workers, mode, threads = choose_workers(settings, len(todo) + len(backfill), os.cpu_count() or 1)
     return RunPlan(run_id=run_id, card=card, found=found, todo=todo, other_files=other_files, precision=precision,
                    workers=workers, worker_mode=mode, threads=threads, embedder_sha256=embedder_sha,
-                   backfill=backfill)  # fmt: skip
+                   backfill=backfill, forgotten=forgotten)  # fmt: skip
 
 
 def choose_workers(settings: RunSettings, files: int, cores: int) -> tuple[int, str, int | None]:

@@ -169,8 +169,22 @@ NAMES = pa.schema(
     metadata={"fer_mine_table": "names", "fer_mine_schema": SCHEMA_VERSION},
 )
 
+# Faces forgotten (`people forget`): keys only, never biometric data, so that no later run embeds
+# them again (`people unforget` undoes it). The picture's hash, not its path: the same picture
+# copied elsewhere is still forgotten. Kept by `forget --all`, as is the last person id issued
+# (schema metadata `last_person`), so that ids are never given twice
+FORGOTTEN = pa.schema(
+    [
+        pa.field("image_sha256", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64()),
+        pa.field("face_index", pa.int32(), nullable=False),
+    ],
+    metadata={"fer_mine_table": "forgotten", "fer_mine_schema": SCHEMA_VERSION},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERRORS, "videos": VIDEOS,
-                                 "embeddings": EMBEDDINGS, "persons": PERSONS, "names": NAMES}  # fmt: skip
+                                 "embeddings": EMBEDDINGS, "persons": PERSONS, "names": NAMES,
+                                 "forgotten": FORGOTTEN}  # fmt: skip
 
 
 def check_table_file(path: str | Path, table: str) -> None:

@@ -63,6 +63,8 @@ class RunPlan:
     embedder_sha256: str | None = None  # `--people`: the face embedder's weights, checked
     # `--people` over files recorded without it: (file, video sample fps, [face]) to embed
     backfill: list[tuple[FoundFile, float | None, list[dict]]] = field(default_factory=list)
+    # `--people`: faces forgotten (`people forget`), never embedded: (image sha256, frame or -1, face)
+    forgotten: frozenset = frozenset()
     launcher: int = field(default_factory=os.getpid)  # the process that runs the pipeline
     # a local folder where the steps leave their live counts (pipeline/progress.py)
     progress_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fer-mine-progress-"))

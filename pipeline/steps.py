@@ -160,6 +160,7 @@ class DetectAndCropFaces(_CountingDoFn):
         self.preprocess: Preprocess = plan.card.preprocess
         self.settings = settings
         self.precision, self.threads = plan.precision, plan.threads
+        self.forgotten = plan.forgotten
         self.detector: FaceDetector | None = None
 
     def setup(self) -> None:
@@ -214,7 +215,12 @@ class DetectAndCropFaces(_CountingDoFn):
                       **dict(zip(LANDMARK_COLUMNS, points, strict=True)), "aligned": aligned,
                       **face_quality(crop, face.w, face.h, face.landmarks)}  # fmt: skip
             unit.faces.append(record)
-            if people and embeddable(face, record["yaw_deg"]):
+            frame_key = -1 if image.frame_index is None else image.frame_index
+            if (
+                people
+                and embeddable(face, record["yaw_deg"])
+                and (image.sha256, frame_key, index) not in self.forgotten
+            ):
                 key = {
                     **base,
                     "image_sha256": image.sha256,

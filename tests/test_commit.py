@@ -181,7 +181,9 @@ def test_readers_see_marked_pieces_only_and_a_merge_never_shows_rows_twice(tmp_p
     _piece(out, f"{run}-p5", ["f"])
     assert pieces.compact(str(out)) == {"pieces": 3, "after": 1}
     assert _paths(out) == ["a", "b", "c", "e", "f"]
-    assert len(list((out / "errors").glob("*.parquet"))) == len(list((out / pieces.COMMITS).glob("*.json"))) == 1
+    assert (
+        len(list((out / "errors").glob("*.parquet"))) == len(list((out / pieces.COMMITS).glob("*.json"))) == 1
+    )
 
 
 def test_an_output_written_before_pieces_is_read_and_adopted(tmp_path):

@@ -191,6 +191,34 @@ def test_forget_removes_exactly_one_person_or_every_embedding(tmp_path):
     assert wrong.exit_code == 2 and wrong.output.startswith("Error:")
 
 
+def test_forgetting_lasts_until_unforget_and_no_person_id_is_given_twice(tmp_path):
+    output = tmp_path / "mined"
+    _run(SAMPLES, output, "--people")
+    (astronaut,) = _astronaut_faces(_people_of(output))
+    embedded = pq.read_table(output / "embeddings").num_rows
+    assert CliRunner().invoke(main, ["people", "forget", str(output), astronaut]).exit_code == 0
+    kept = pq.read_table(output / "people" / "forgotten.parquet")
+    assert kept.num_rows == 7 and "embedding" not in kept.column_names  # keys only, no biometric data
+    _run(SAMPLES, output, "--people")  # faces recorded without an embedding are embedded, but not hers
+    _run(SAMPLES, output, "--people", "--overwrite")  # nor when everything is done again
+    assert pq.read_table(output / "embeddings").num_rows == embedded - 7
+    assert _astronaut_faces(_people_of(output)) == {None}
+    before = set(_people_of(output).values()) - {None}
+    assert CliRunner().invoke(main, ["people", "forget", str(output), "--all"]).exit_code == 0
+    _run(SAMPLES, output, "--people")
+    assert not (output / "embeddings").exists() or pq.read_table(output / "embeddings").num_rows == 0
+    unforgot = CliRunner().invoke(main, ["people", "unforget", str(output)])
+    assert unforgot.exit_code == 0 and f"{embedded} forgotten faces" in unforgot.output
+    _run(SAMPLES, output, "--people")
+    after = _people_of(output)
+    assert pq.read_table(output / "embeddings").num_rows == embedded
+    used = {int(p[1:]) for p in before | {astronaut}}
+    assert all(int(p[1:]) > max(used) for p in set(after.values()) - {None})  # ids never given twice
+    (again,) = _astronaut_faces(after)
+    itself = CliRunner().invoke(main, ["people", "merge", str(output), again, again])
+    assert itself.exit_code == 2 and "itself" in itself.output
+
+
 def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):
     scene = portrait(np.random.default_rng(0), 300, 0.3, "astronaut").image
     photos = tmp_path / "photos"

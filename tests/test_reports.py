@@ -238,7 +238,9 @@ def test_query_counts_every_face_unless_a_filter_is_given_and_then_says_what_it_
 
 def test_a_long_query_title_takes_the_terminal_width_not_the_tables(mined):
     """A one-column result of a long SQL has its title on at most two lines above the table."""
-    sql = f"SELECT emotion FROM faces WHERE {' AND '.join(f'path <> {i}::VARCHAR' for i in range(30))} LIMIT 2"
+    sql = (
+        f"SELECT emotion FROM faces WHERE {' AND '.join(f'path <> {i}::VARCHAR' for i in range(30))} LIMIT 2"
+    )
     shown = CliRunner().invoke(main, ["query", str(mined), sql], terminal_width=80)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()

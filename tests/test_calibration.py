@@ -3,6 +3,8 @@ whose answer is known."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from fer_mine.amacnn.calibration import (
     uncertain_threshold,
 )
 from fer_mine.media.quality import head_pose, sharpness
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -87,3 +91,67 @@ def test_head_pose_from_five_landmarks():
     turned[2, 0] = 70  # the nose halfway to the left eye: half of a profile
     assert head_pose(tuple(turned.ravel()))[0] == pytest.approx(30)
     assert head_pose(None) == (None, None)
+
+
+@pytest.fixture(scope="module")
+def hot_model(tmp_path_factory):
+    """The default model with its card's temperatures raised to 50 (weights and sha256 unchanged):
+    a run that applies the card's calibration gives nearly flat probabilities."""
+    import json
+    import shutil
+
+    from fer_mine.amacnn.catalog import CARD_FILE
+    from fer_mine.amacnn.weights import read_card
+
+    _, weights = read_card(None)
+    folder = tmp_path_factory.mktemp("hot") / "model"
+    shutil.copytree(weights.parent, folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    for setting in ("plain", "tta"):
+        card["calibration"][setting]["temperature"] = 50.0
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder
+
+
+def _mined(model: str | None, tmp_path) -> list[dict]:
+    from click.testing import CliRunner
+
+    from fer_mine.cli import main
+    from fer_mine.reports.archive import Archive
+
+    extra = ["--model", str(model)] if model else []
+    run = CliRunner().invoke(
+        main, ["run", "--quiet", "--input", str(SAMPLES), "--output", str(tmp_path), *extra]
+    )
+    assert run.exit_code == 0, run.output
+    result = Archive(tmp_path).ask("SELECT * FROM faces")
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+def test_run_records_the_calibrated_probability_and_the_cards_uncertain_cut_off(hot_model, tmp_path):
+    from fer_mine.amacnn.weights import read_card
+    from fer_mine.labels import EMOTIONS
+
+    card, _ = read_card(None)
+    cut = card.uncertain_below(True)
+    for model, out in ((None, tmp_path / "shipped"), (hot_model, tmp_path / "hot")):
+        faces = _mined(model, out)
+        assert faces
+        for face in faces:
+            p = [face[f"p_{e}"] for e in EMOTIONS]
+            assert face["confidence"] == pytest.approx(max(p)) and sum(p) == pytest.approx(1, abs=1e-4)
+            assert face["uncertain"] == (face["confidence"] < cut)
+        if model is None:
+            shipped = max(f["confidence"] for f in faces)
+    assert shipped > 0.5  # the shipped temperature keeps sure faces sure
+    assert max(f["confidence"] for f in faces) < 0.2  # T = 50: the card's temperature was applied
+    assert all(f["uncertain"] for f in faces)
+
+
+def test_explain_uses_the_cards_temperature(hot_model):
+    from fer_mine.amacnn.explain import Explainer
+
+    crop = cv2.imread(str(next(SAMPLES.rglob("*.jpg"))))
+    flat = Explainer(str(hot_model)).explain(crop).probabilities
+    sure = Explainer(None).explain(crop).probabilities
+    assert flat.max() < 0.2 < sure.max()

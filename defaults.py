@@ -38,7 +38,7 @@ DEFAULT_VIDEO_FPS = 1.0
 # 26 s, 12 processes 38 s (docs/benchmarks.md, Parallelism)
 WORKER_MODES = {"processes": "multi_processing", "threads": "multi_threading"}
 DEFAULT_WORKER_MODE = "threads"
-# Records are committed while a run goes, a piece at a time (pipeline/pieces.py): each worker
+# Records are committed while a run goes, a piece at a time (records/pieces.py): each worker
 # commits every this many images (photos and video frames), or sooner on crowded photos
 # (COMMIT_FACES faces). About 30 s of one worker's photos on 2 cores: a kill costs that much
 # work, and 1,000 pieces are merged by `compact` at the end of the run

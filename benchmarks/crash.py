@@ -8,7 +8,7 @@ Builds N one-face portraits (256x256, benchmarks/pipeline_speed.py's), times an 
 kills it with SIGKILL at --at of that time. The rerun's summary says how many files the killed
 run had committed; the table gives that share, the rerun's time, and whether the output then
 holds exactly the uninterrupted run's images and faces with no face twice. Then the
-uninterrupted output is cut into --pieces committed pieces (pipeline/pieces.py) and every report
+uninterrupted output is cut into --pieces committed pieces (records/pieces.py) and every report
 is timed over both (`fer-mine report --format csv`, a fresh process each, interleaved rounds,
 medians).
 """
@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.pipeline_speed import write_portraits
-from fer_mine.pipeline import pieces, store
+from fer_mine.records import pieces, store
 
 CLI = [sys.executable, "-c", "from fer_mine.cli import main; main()"]
 

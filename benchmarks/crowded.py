@@ -41,7 +41,7 @@ from fer_mine.defaults import DEFAULT_ALIGN, DEFAULT_MARGIN, DEFAULT_PRECISION, 
 from fer_mine.media.detect import DetectorSettings, FaceDetector, crop_face
 from fer_mine.media.images import decode, find_images, read_bytes
 from fer_mine.media.quality import face_quality
-from fer_mine.pipeline.schema import SCHEMAS
+from fer_mine.records.schema import SCHEMAS
 
 STAGES = ("decode", "detect", "crop", "classify", "write")
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fer_mine.labels import EMOTIONS
-from fer_mine.pipeline.schema import SCHEMAS
+from fer_mine.records.schema import SCHEMAS
 from fer_mine.reports.archive import Archive
 from fer_mine.reports.registry import REPORTS
 

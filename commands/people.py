@@ -24,9 +24,9 @@ def cluster_people(output) -> None:
     """Group every embedded face of OUTPUT into persons (older runs included). Faces already
     assigned keep their person; a new face joins the nearest person when close enough, and
     the rest are clustered into new persons. `run --people` does this after each run."""
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
-    counts = records.assign_people(output)
+    counts = people_records.assign_people(output)
     console.print(
         f"{counts['faces']} faces of {counts['people']} people ({counts['new_faces']} newly assigned)"
     )
@@ -49,9 +49,9 @@ def list_people(output) -> None:
 @click.argument("name")
 def name_person(output, person_id, name) -> None:
     """Give person PERSON_ID (P1, P2, ...) a NAME; reports show it. It stays across runs."""
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
-    records.name_person(output, person_id, name)
+    people_records.name_person(output, person_id, name)
     console.print(f"{person_id} is now {name!r}")
 
 
@@ -61,9 +61,9 @@ def name_person(output, person_id, name) -> None:
 @click.argument("others", nargs=-1, required=True)
 def merge(output, person_id, others) -> None:
     """Make OTHERS one person with PERSON_ID, where the grouping split someone in two."""
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
-    moved = records.merge(output, person_id, list(others))
+    moved = people_records.merge(output, person_id, list(others))
     console.print(f"{moved} faces of {', '.join(others)} are now {person_id}")
 
 
@@ -80,9 +80,9 @@ def merge(output, person_id, others) -> None:
 def split(output, person_id, distance) -> None:
     """Split PERSON_ID where the grouping merged two people: their faces are grouped again at a
     smaller distance; the largest group keeps the id and name, the others become new persons."""
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
-    ids = records.split(output, person_id, distance)
+    ids = people_records.split(output, person_id, distance)
     console.print(f"{person_id} is now {len(ids)} people: {', '.join(ids)}")
 
 
@@ -94,11 +94,11 @@ def forget(output, person_id, everyone) -> None:
     """Delete PERSON_ID's embeddings, person assignment and name (or, with --all, every
     embedding). The emotion records (faces, images) stay as they are."""
     from fer_mine.errors import FerMineError
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
     if bool(person_id) == everyone:
         raise FerMineError("give one person id (P17) or --all")
-    removed = records.forget(output, None if everyone else person_id)
+    removed = people_records.forget(output, None if everyone else person_id)
     what = "every person" if everyone else person_id
     console.print(
         f"forgot {what}: {removed['embeddings']} embeddings deleted; the emotion records are unchanged; "
@@ -112,7 +112,7 @@ def unforget(output) -> None:
     """Let later `run --people` embed the faces forgotten so far again. `people forget` keeps
     their keys (the picture's hash, frame and face index: no biometric data) so that no run
     embeds them again; this clears that list."""
-    from fer_mine.pipeline import people as records
+    from fer_mine.records import people as people_records
 
-    count = records.unforget(output)
+    count = people_records.unforget(output)
     console.print(f"{count} forgotten faces may be embedded again by `run --people`")

@@ -193,7 +193,7 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
     except KeyboardInterrupt:
         _stopped(settings, plan)
     if settings.people:
-        from fer_mine.pipeline.people import assign_people
+        from fer_mine.records.people import assign_people
 
         result["people"] = assign_people(str(output))
     if not quiet:
@@ -255,8 +255,8 @@ def compact(output: str) -> None:
     `run` does it at its end; this is for an output that runs stopped or killed left in many
     pieces. Readers see the old pieces or the merged ones, never both, and never half.
     """
-    from fer_mine.pipeline.pieces import clean_uncommitted
-    from fer_mine.pipeline.pieces import compact as merge
+    from fer_mine.records.pieces import clean_uncommitted
+    from fer_mine.records.pieces import compact as merge
 
     if not store_exists(output):
         raise click.BadParameter(f"output folder not found: {output}", param_hint="OUTPUT")
@@ -266,6 +266,6 @@ def compact(output: str) -> None:
 
 
 def store_exists(output: str) -> bool:
-    from fer_mine.pipeline import store
+    from fer_mine.records import store
 
     return store.is_remote(output) or os.path.isdir(output)

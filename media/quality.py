@@ -1,7 +1,7 @@
 """How usable a face is, measured on what the classifier sees: its size in the photo, the
 sharpness of its model-ready crop, and its head pose from the detector's five landmarks.
 
-The columns land in `faces` (pipeline/schema.py); reports combine them into one `quality`
+The columns land in `faces` (records/schema.py); reports combine them into one `quality`
 score (reports/archive.py) so that a 14-pixel, blurred, profile face need not count as much
 as a sharp frontal portrait.
 """

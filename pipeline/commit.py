@@ -2,7 +2,7 @@
 
 Each worker gathers the rows of the files it finished (a file is finished with its `last`
 Unit: a photo at once, a video after its last frame) and commits them as one piece
-(pipeline/pieces.py) every `commit_every` images or COMMIT_FACES faces, and at the end of each
+(records/pieces.py) every `commit_every` images or COMMIT_FACES faces, and at the end of each
 bundle. A piece is cut only where the data says (a count of images and faces, never a clock), so a
 bundle that a cluster runner retries cuts the same pieces under the same names.
 
@@ -23,9 +23,9 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from fer_mine.defaults import COMMIT_FACES
-from fer_mine.pipeline import pieces
-from fer_mine.pipeline.schema import SCHEMAS
 from fer_mine.pipeline.steps import Unit
+from fer_mine.records import pieces
+from fer_mine.records.schema import SCHEMAS
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()  # this process's commit steps, for `stop_all`
 _STOPPING = threading.Event()

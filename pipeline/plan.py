@@ -18,10 +18,10 @@ from fer_mine.media.detect import FaceDetector
 from fer_mine.media.images import find_images, printable
 from fer_mine.people.cluster import check_people_extra
 from fer_mine.people.embed import embedder_sha256, load_embedder
-from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.people import forgotten_keys, people_file, unembedded
-from fer_mine.pipeline.schema import TABLES, check_table_file
 from fer_mine.pipeline.settings import RunPlan, RunSettings
+from fer_mine.records import pieces, store
+from fer_mine.records.people import forgotten_keys, people_file, unembedded
+from fer_mine.records.schema import TABLES, check_table_file
 
 
 def recorded_uris(output: str, card: ModelCard, tta: bool, precision: str) -> set[str]:

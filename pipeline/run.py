@@ -7,7 +7,7 @@
         -> ToRecordedEmbeddings -> CommitRecordedPieces
 
 One element flows per image (pipeline/steps.py), gathering its rows of every table on the way;
-the last step commits them in pieces while the run goes (pipeline/commit.py, pipeline/pieces.py),
+the last step commits them in pieces while the run goes (pipeline/commit.py, records/pieces.py),
 so a killed run keeps all but its last minute of work, and the next run redoes exactly the files
 no committed piece holds. At the end the run's small pieces are merged (pieces.compact).
 
@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
 
-from fer_mine.pipeline import commit, pieces
+from fer_mine.pipeline import commit
 from fer_mine.pipeline.inference import AMACNNModelHandler, EmbedderModelHandler
 from fer_mine.pipeline.plan import pipeline_options, plan_run
 from fer_mine.pipeline.settings import RunPlan, RunSettings
@@ -37,6 +37,7 @@ from fer_mine.pipeline.steps import (
     add_embedding_records,
     add_face_records,
 )
+from fer_mine.records import pieces
 
 COUNTED = ("faces", "images", "errors", "videos", "embeddings")
 

@@ -29,10 +29,10 @@ from fer_mine.media.images import DecodedImage, FoundFile, ImageError, decode, p
 from fer_mine.media.quality import face_quality
 from fer_mine.media.video import VideoInfo, sample_frames
 from fer_mine.people.embed import embeddable, face_chip
-from fer_mine.pipeline import store
 from fer_mine.pipeline.progress import ProgressReporter
-from fer_mine.pipeline.schema import LANDMARK_COLUMNS
 from fer_mine.pipeline.settings import RunPlan, RunSettings
+from fer_mine.records import store
+from fer_mine.records.schema import LANDMARK_COLUMNS
 from fer_mine.transforms.preprocess import Preprocess
 
 

@@ -15,9 +15,9 @@ import pyarrow.dataset as pads
 
 from fer_mine.errors import FerMineError
 from fer_mine.media.quality import QUALITY_SQL
-from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.people import people_file
-from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.records import pieces, store
+from fer_mine.records.people import people_file
+from fer_mine.records.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
 from fer_mine.reports.registry import REPORTS
 from fer_mine.reports.result import Result

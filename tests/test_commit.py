@@ -21,8 +21,8 @@ from test_video import SIZE, write_video
 
 from benchmarks.scenes import compose, write_archive
 from fer_mine.cli import main
-from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.schema import SCHEMAS
+from fer_mine.records import pieces, store
+from fer_mine.records.schema import SCHEMAS
 
 NOW = datetime(2026, 12, 7, tzinfo=timezone.utc)
 

@@ -17,12 +17,23 @@ LAYERS: list[set[str]] = [
     {"fer_mine", "fer_mine.errors", "fer_mine.labels", "fer_mine.defaults", "fer_mine.logs"},
     {"fer_mine.transforms", "fer_mine.media", "fer_mine.sql"},
     {"fer_mine.amacnn", "fer_mine.people"},
+    {"fer_mine.records"},
     {"fer_mine.pipeline"},
     {"fer_mine.reports"},
     {"fer_mine.commands"},
     {"fer_mine.cli"},
 ]
-PACKAGE_DIRS = ("amacnn", "people", "transforms", "media", "pipeline", "reports", "commands", "sql")
+PACKAGE_DIRS = (
+    "amacnn",
+    "people",
+    "transforms",
+    "media",
+    "records",
+    "pipeline",
+    "reports",
+    "commands",
+    "sql",
+)
 
 
 def layer_of(module: str) -> int:

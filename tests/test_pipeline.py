@@ -17,7 +17,7 @@ from benchmarks.scenes import compose, save_jpeg, write_archive
 from conftest import portable_deployment
 from fer_mine.cli import main
 from fer_mine.labels import EMOTIONS
-from fer_mine.pipeline.schema import LANDMARK_COLUMNS, SCHEMAS
+from fer_mine.records.schema import LANDMARK_COLUMNS, SCHEMAS
 
 
 def table(out: Path, name: str) -> list[dict]:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from fer_mine.cli import main
 from fer_mine.labels import EMOTIONS
-from fer_mine.pipeline.schema import SCHEMAS
+from fer_mine.records.schema import SCHEMAS
 from fer_mine.reports.archive import Archive
 from fer_mine.reports.params import ReportParams
 from fer_mine.reports.registry import REPORTS

@@ -31,8 +31,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from fer_mine.pipeline import store
-from fer_mine.pipeline.schema import SCHEMAS, TABLES, check_table_file
+from fer_mine.records import store
+from fer_mine.records.schema import SCHEMAS, TABLES, check_table_file
 
 COMMITS = "_commits"
 FLAG = "PIECES"  # in COMMITS: this output is committed in pieces
@@ -141,7 +141,7 @@ def clean_uncommitted(output: str) -> None:
         store.write_text(json.dumps(marker), store.join(output, COMMITS, f"{stem}.json"))
     if foreign:
         store.write_text(
-            "fer-mine commits this output in pieces (pipeline/pieces.py)\n", store.join(output, COMMITS, FLAG)
+            "fer-mine commits this output in pieces (records/pieces.py)\n", store.join(output, COMMITS, FLAG)
         )
 
 

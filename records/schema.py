@@ -190,7 +190,7 @@ SCHEMAS: dict[str, pa.Schema] = {"faces": FACES, "images": IMAGES, "errors": ERR
 def check_table_file(path: str | Path, table: str) -> None:
     """Refuse a file that is not this version's `table`: before reports read it, and before a
     run adds files beside it (the reports could not read the mix). A local path or a URI."""
-    from fer_mine.pipeline import store
+    from fer_mine.records import store
 
     try:
         metadata = store.read_schema(str(path)).metadata or {}

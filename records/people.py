@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 
 from fer_mine.errors import FerMineError
 from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
-from fer_mine.pipeline import pieces, store
-from fer_mine.pipeline.schema import (
+from fer_mine.records import pieces, store
+from fer_mine.records.schema import (
     EMBEDDING_SIZE,
     FORGOTTEN,
     LANDMARK_COLUMNS,

@@ -12,18 +12,24 @@ DEFAULT_DETECTOR = "yunet"
 # there), with landmarks precise enough to align on, which a 320 pass did not give.
 DEFAULT_SIZES: dict[str, tuple[int, ...]] = {"yunet": (1280, 640), "ssd": (640, 1600), "haar": ()}
 DEFAULT_THRESHOLDS: dict[str, float] = {"yunet": 0.6, "ssd": 0.5, "haar": 0.0}
+DEFAULT_MIN_FACE = 10  # faces smaller than this (px, original image) are dropped
+# Faces per inference batch (RunInference; the embedder's too)
+DEFAULT_BATCH_SIZE = 64
+# A 120 MP photo decodes to ~360 MB; larger ones are refused before decoding (decompression bombs)
+DEFAULT_MAX_PIXELS = 120_000_000
 # Crop framing, chosen with benchmarks/pipeline_accuracy.py on FER-2013 validation faces.
 DEFAULT_MARGIN = -0.05  # per side, as a share of the box size (negative: inside the box)
 DEFAULT_ALIGN = True  # rotate the crop so the eyes are level
 # Classify each face and its mirror image, probabilities averaged: +0.4 to +0.9 points of
 # FER-2013 validation for twice the classifier's work (`fer-mine compare` shows both)
 DEFAULT_TTA = True
-# The classifier's arithmetic (amacnn/quantize.py): auto is int8 on the CPU where the model card
-# keeps a calibration (within 0.1 point of float32 on validation; 4-5x the faces/s on 2 cores),
-# else float32; CUDA always runs float32
 # Reports leave out faces whose `quality` score (media/quality.py: the weakest of size,
-# sharpness and pose, 0 to 1) is under this; chosen with benchmarks/quality_accuracy.py
+# sharpness, head pose and detector score, each 0 to 1) is under this; chosen with
+# benchmarks/quality_accuracy.py. `query` keeps every face unless asked
 DEFAULT_MIN_QUALITY = 0.2
+# The classifier's arithmetic (amacnn/quantize.py): auto is int8 on the CPU where the model card
+# keeps its int8 network (as accurate as float32 on validation; 4-5x the faces/s on 2 cores),
+# else float32; CUDA always runs float32
 PRECISIONS = ("auto", "float32", "int8")
 DEFAULT_PRECISION = "auto"
 # Videos: containers OpenCV's FFmpeg backend (in the opencv-python wheels) reads, and how many
@@ -50,7 +56,7 @@ AUTO_WORKERS = "auto"
 
 
 def describe(values: dict[str, tuple[int, ...]] | dict[str, float]) -> str:
-    """`yunet 1280,320; ssd 640,1600` for --help."""
+    """`yunet 1280,640; ssd 640,1600` for --help."""
     return "; ".join(
         f"{name} {','.join(map(str, v)) if isinstance(v, tuple) else v}" for name, v in values.items() if v
     )

@@ -101,7 +101,7 @@ def convert(
             expected = {k for k in prepared.state_dict() if method == "qat" or "activation_post_process" in k}
             if set(mine) != expected:  # another torch numbers its observers differently
                 raise FerMineError(
-                    f"the int8 calibration does not fit this torch ({torch.__version__}); run "
+                    f"the stored int8 state does not fit this torch ({torch.__version__}); run "
                     "`fer-mine quantize` again for this model, or use --precision float32"
                 )
             prepared.load_state_dict(mine, strict=False)
@@ -112,12 +112,12 @@ def convert(
     return Int8AMACNN(model.config, converted[0])
 
 
-def load_calibration(path: Path) -> dict[str, torch.Tensor]:
+def load_int8_state(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
 def resolve_precision(requested: str, card, device: str) -> str:
-    """float32 or int8: `auto` is int8 on the CPU where the card keeps an int8 calibration."""
+    """float32 or int8: `auto` is int8 on the CPU where the card keeps its int8 network."""
     if requested not in PRECISIONS:
         raise FerMineError(f"unknown precision {requested!r}; choose from {', '.join(PRECISIONS)}")
     on_cpu = torch.device(device).type == "cpu"
@@ -127,7 +127,7 @@ def resolve_precision(requested: str, card, device: str) -> str:
         if not on_cpu:
             raise FerMineError("int8 runs on the CPU only; use --precision float32 (or auto) on CUDA")
         if not card.int8:
-            raise FerMineError(f"{card.name} has no int8 calibration; make one with `fer-mine quantize`")
+            raise FerMineError(f"{card.name} has no int8 network; make one with `fer-mine quantize`")
         if not supported():
             raise FerMineError(f"this torch has no {ENGINE} int8 engine; use --precision float32")
     return requested

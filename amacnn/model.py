@@ -1,4 +1,5 @@
-"""AMACNN: multi-scale stem, residual refinement, spatial attention, FC head (SPEC.md).
+"""AMACNN: multi-scale stem, residual refinement, spatial attention, FC head (the source paper's
+network; where it leaves the resolution schedule open, the presets in amacnn/presets.py choose).
 
 Where resolution is reduced is not in the paper; each preset states it
 (`stem_pool` after the stem and a stride per residual block) so it can be changed.

@@ -32,7 +32,7 @@ from fer_mine.amacnn.int8 import (
     ENGINE,
     INT8_FILE,
     convert,
-    load_calibration,
+    load_int8_state,
     quiet,
     supported,
     with_quantisers,
@@ -55,7 +55,7 @@ QAT_OBSERVE_BATCHES = 8  # batches that set the ranges before the first step
 TOLERANCE = 0.001  # int8 is kept when validation accuracy falls by no more than this
 
 
-def calibrate(model: AMACNN | AMACNNEnsemble, images: torch.Tensor) -> dict[str, torch.Tensor]:
+def observe_ranges(model: AMACNN | AMACNNEnsemble, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Observer state of every member after seeing `images` (normalised, N x C x H x W), keys
     prefixed with the member's index."""
     state = {}
@@ -116,10 +116,10 @@ def fine_tune(
     return state
 
 
-def save_calibration(state: dict[str, torch.Tensor], path: Path) -> None:
+def save_int8_state(state: dict[str, torch.Tensor], path: Path) -> None:
     """Observers shared by several inputs (the stem's concatenation) appear under each name, so
     each is copied. A QAT state's weights are stored in float16 (half the size; int8 keeps 8
-    bits of them), its quantiser ranges in float32; `calibrate_model` scores what was stored."""
+    bits of them), its quantiser ranges in float32; `quantize_model` scores what was stored."""
 
     def stored(key: str, value: torch.Tensor) -> torch.Tensor:
         ranges = "fake_quant" in key or "activation_post_process" in key
@@ -129,7 +129,7 @@ def save_calibration(state: dict[str, torch.Tensor], path: Path) -> None:
     save_file(tensors, str(path), metadata={"engine": ENGINE})
 
 
-def calibrate_model(
+def quantize_model(
     model_path: str | Path | None,
     data_root: Path,
     tta: bool,
@@ -161,16 +161,16 @@ def calibrate_model(
     else:
         chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
         log(f"calibrating int8 on {len(chosen)} training images of {card.name}")
-        state = calibrate(
+        state = observe_ranges(
             load_model(model_path, inference=False)[0], card.preprocess.normalize(images[chosen])
         )
         how = f"static: activation ranges of {len(chosen)} training images (seed 0), never validation ones"
     path = weights_path.with_name(INT8_FILE)
-    save_calibration(state, path)
+    save_int8_state(state, path)
     accuracy = {}
     for precision, model in (
         ("float32", load_model(model_path)[0]),
-        ("int8", convert(load_model(model_path, inference=False)[0], load_calibration(path), method)),
+        ("int8", convert(load_model(model_path, inference=False)[0], load_int8_state(path), method)),
     ):
         log(f"scoring {precision} on {len(data.val.labels)} validation images")
         accuracy[precision] = evaluate_loaded(model, data.val, card.preprocess, card.labels, tta)["accuracy"]

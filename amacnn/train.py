@@ -198,8 +198,9 @@ def _initialise(
     )
     card = ModelCard(name=options.name, config=model.config, preprocess=preprocess, labels=data.labels,
                      preset=options.preset)  # fmt: skip
-    run = Run(data, preprocess, model, optimizer, criterion, augment, teacher, teacher_card, lineage, device,
-              torch.Generator().manual_seed(options.seed), card, images)  # fmt: skip
+    run = Run(data=data, preprocess=preprocess, model=model, optimizer=optimizer, criterion=criterion,
+              augment=augment, teacher=teacher, teacher_card=teacher_card, lineage=lineage, device=device,
+              generator=torch.Generator().manual_seed(options.seed), card=card, images=images)  # fmt: skip
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])

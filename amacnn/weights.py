@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.int8 import convert, load_calibration, resolve_precision
+from fer_mine.amacnn.int8 import convert, load_int8_state, resolve_precision
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, drop_dead_channels, fold_batchnorm
 from fer_mine.errors import FerMineError
 from fer_mine.media.hashing import sha256_of
@@ -181,19 +181,19 @@ def load_model(
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
     model.eval()
     if precision == "int8":
-        calibration = load_calibration(verify_calibration(card, weights_path))
-        return convert(model, calibration, card.int8_method), card
+        state = load_int8_state(verify_int8_state(card, weights_path))
+        return convert(model, state, card.int8_method), card
     if inference:
         fold_batchnorm(drop_dead_channels(model))
     model.to(device=device, memory_format=torch.channels_last)
     return model, card
 
 
-def verify_calibration(card: ModelCard, weights_path: Path) -> Path:
-    """The int8 calibration file beside the weights, checked against the card's sha256."""
+def verify_int8_state(card: ModelCard, weights_path: Path) -> Path:
+    """The int8 state file beside the weights, checked against the card's sha256."""
     path = weights_path.with_name(card.int8["file"])
     if not path.is_file():
-        raise FerMineError(f"int8 calibration missing: {path}; use --precision float32")
+        raise FerMineError(f"int8 state missing: {path}; use --precision float32")
     if sha256_of(path) != card.int8["sha256"]:
         raise FerMineError(f"{path} does not match its model card's sha256; use --precision float32")
     return path

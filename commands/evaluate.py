@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from fer_mine.commands import options
-from fer_mine.commands.output import console, print_calibration, print_table4
+from fer_mine.commands.output import console, print_calibration, print_per_class
 from fer_mine.defaults import DEFAULT_DETECTOR
 
 
@@ -74,8 +74,8 @@ def evaluate(model_path, data_root, dataset, split, tta, detect, output, as_json
     title = f"{card.name} ({card.sha256[:12]}, {result.precision}) on {dataset}/{split}" + (
         " +TTA" if tta else ""
     )
-    print_table4(metrics, title)
+    print_per_class(metrics, title)
     for name, sub in metrics.get("subsets", {}).items():
-        print_table4(sub, f"... {name} only")
+        print_per_class(sub, f"... {name} only")
     print_calibration(metrics)
     console.print(f"metrics, confusion matrix and reliability diagram written to {folder}/")

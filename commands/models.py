@@ -147,13 +147,13 @@ def quantize(model_path, data_root, tta, qat_steps, threads) -> None:
     split and both recorded in its card. `run` and `evaluate` then use int8 on the CPU
     (--precision auto) if it is within 0.1 point of float32.
     """
-    from fer_mine.amacnn.quantize import calibrate_model
+    from fer_mine.amacnn.quantize import quantize_model
 
     options.use_threads(threads)
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("qat", total=None)
-        entry = calibrate_model(
+        entry = quantize_model(
             model_path,
             options.resolve_data_root(data_root),
             tta,

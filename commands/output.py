@@ -52,7 +52,7 @@ def print_card_metrics(metrics: dict) -> None:
     out.print(table)
 
 
-def print_table4(metrics: dict, title: str) -> None:
+def print_per_class(metrics: dict, title: str) -> None:
     """Per-class precision, recall and F1 with the macro means (the paper's Table 4)."""
     table = Table("class", "precision", "recall", "F1", "support", title=title)
     for label, row in metrics["per_class"].items():

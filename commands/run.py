@@ -14,8 +14,11 @@ from fer_mine.commands.output import console, print_plan, print_run_summary, run
 from fer_mine.defaults import (
     AUTO_WORKERS,
     COMMIT_FACES,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_COMMIT_EVERY,
     DEFAULT_DETECTOR,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_FACE,
     DEFAULT_SIZES,
     DEFAULT_THRESHOLDS,
     DEFAULT_TTA,
@@ -50,7 +53,7 @@ DETECTION = (
     click.option(
         "--min-face",
         type=click.IntRange(1),
-        default=10,
+        default=DEFAULT_MIN_FACE,
         show_default=True,
         help="Smallest face side kept, in original pixels.",
     ),
@@ -70,7 +73,7 @@ WORKERS = (
     click.option(
         "--batch-size",
         type=click.IntRange(1, 4096),
-        default=64,
+        default=DEFAULT_BATCH_SIZE,
         show_default=True,
         help="Faces per inference batch.",
     ),
@@ -99,7 +102,7 @@ READING = (
     click.option(
         "--max-pixels",
         type=click.IntRange(1),
-        default=120_000_000,
+        default=DEFAULT_MAX_PIXELS,
         show_default=True,
         help="Larger images are refused (decompression bombs).",
     ),
@@ -178,8 +181,9 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
     from fer_mine.pipeline.run import run_watched
     from fer_mine.pipeline.settings import RunSettings
 
-    detector = DetectorSettings(*(chosen.pop(k) for k in ("detector", "detector_model", "detect_size", "min_face",
-                                                          "threshold")))  # fmt: skip
+    detector = DetectorSettings(name=chosen.pop("detector"), model_path=chosen.pop("detector_model"),
+                                detect_sizes=chosen.pop("detect_size"), min_face=chosen.pop("min_face"),
+                                threshold=chosen.pop("threshold"))  # fmt: skip
     verbose = (click.get_current_context().obj or {}).get("verbose", False)
     settings = RunSettings(inputs=list(inputs), output=str(output), detector=detector,
                            beam_args=list(chosen.pop("beam_args")), verbose=verbose, **chosen)  # fmt: skip
@@ -192,10 +196,6 @@ def run(inputs, output, quiet, strict, **chosen) -> None:
         result = run_watched(settings, plan, watch)
     except KeyboardInterrupt:
         _stopped(settings, plan)
-    if settings.people:
-        from fer_mine.records.people import assign_people
-
-        result["people"] = assign_people(str(output))
     if not quiet:
         print_run_summary(result, output)
     if strict and result.get("errors"):

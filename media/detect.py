@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_mine.defaults import DEFAULT_DETECTOR, DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTORS
+from fer_mine.defaults import DEFAULT_DETECTOR, DEFAULT_MIN_FACE, DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTORS
 from fer_mine.errors import FerMineError
 from fer_mine.media.images import ImageError
 
@@ -53,7 +53,7 @@ class DetectorSettings:
     # longer image side the detector sees; several sizes = one pass each, merged. None = the
     # detector's measured default (DEFAULT_SIZES)
     detect_sizes: tuple[int, ...] | None = None
-    min_face: int = 10  # faces smaller than this (px, original image) are dropped
+    min_face: int = DEFAULT_MIN_FACE  # faces smaller than this (px, original image) are dropped
     threshold: float | None = None  # detector score needed; None = DEFAULT_THRESHOLDS
 
     @property

@@ -16,10 +16,9 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer_mine.defaults import VIDEO_EXTENSIONS
+from fer_mine.defaults import DEFAULT_MAX_PIXELS, VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-DEFAULT_MAX_PIXELS = 120_000_000  # a 120 MP photo decodes to ~360 MB; more is refused
 EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 DATETIME = 306

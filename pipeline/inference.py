@@ -18,7 +18,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from fer_mine.amacnn.model import class_probabilities, pick_device
 from fer_mine.amacnn.weights import load_model, read_card
-from fer_mine.defaults import DEFAULT_TTA
+from fer_mine.defaults import DEFAULT_BATCH_SIZE, DEFAULT_TTA
 from fer_mine.people.embed import embed, load_embedder
 from fer_mine.pipeline.steps import Unit
 
@@ -50,7 +50,7 @@ class AMACNNModelHandler(ModelHandler[Unit, PredictionResult, torch.nn.Module]):
     def __init__(
         self,
         model_path: str | None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         device: str | None = None,
         tta: bool = DEFAULT_TTA,
         threads: int | None = None,
@@ -93,7 +93,9 @@ class EmbedderModelHandler(ModelHandler[Unit, PredictionResult, torch.nn.Module]
     """dlib's face-recognition network (people/) behind RunInference: each unit's 150x150 RGB
     chips in, 128-d embeddings out; loaded once per worker, batched, on CUDA where present."""
 
-    def __init__(self, batch_size: int = 64, device: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None, threads: int | None = None
+    ) -> None:
         super().__init__()
         self._batch_size, self._device, self._threads = batch_size, device, threads
 

@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from fer_mine.amacnn.int8 import resolve_precision
 from fer_mine.amacnn.model import pick_device
-from fer_mine.amacnn.weights import ModelCard, verify_calibration, verify_weights
+from fer_mine.amacnn.weights import ModelCard, verify_int8_state, verify_weights
 from fer_mine.defaults import WORKER_MODES
 from fer_mine.errors import FerMineError
 from fer_mine.media.detect import FaceDetector
@@ -86,7 +86,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
     # decided here, once, for every worker: the tables record it
     precision = resolve_precision(settings.precision, card, str(pick_device(settings.device)))
     if precision == "int8":
-        verify_calibration(card, weights_path)
+        verify_int8_state(card, weights_path)
     if not settings.aligned:
         FaceDetector(settings.detector)  # checks the detector's file and OpenCV, before Beam starts
     embedder_sha = None

@@ -38,6 +38,7 @@ from fer_mine.pipeline.steps import (
     add_face_records,
 )
 from fer_mine.records import pieces
+from fer_mine.records.people import assign_people
 
 COUNTED = ("faces", "images", "errors", "videos", "embeddings")
 
@@ -98,29 +99,30 @@ def _committed_rows(result) -> dict[str, int]:
 def run(
     settings: RunSettings, plan: RunPlan | None = None, test_pipeline: beam.Pipeline | None = None
 ) -> dict:
-    """Plan, run the Beam pipeline (it commits as it goes), merge the run's small pieces.
-    Returns counts for the summary."""
+    """Plan, run the Beam pipeline (it commits as it goes), merge the run's small pieces and,
+    with --people, group every embedded face of the output into persons. Returns counts for
+    the summary."""
     plan = plan or plan_run(settings)
     commit.reset()
+    counts = dict.fromkeys(COUNTED, 0)
     try:
-        if not plan.todo and not plan.backfill:
-            return {"found": len(plan.found), "skipped": len(plan.found), **dict.fromkeys(COUNTED, 0)}
-        p = test_pipeline or beam.Pipeline(options=pipeline_options(settings, plan))
-        build_pipeline(p, plan, settings)
-        result = p.run()
-        result.wait_until_finish()
-        counts = _committed_rows(result)
-        pieces.compact(settings.output)
+        if plan.todo or plan.backfill:
+            p = test_pipeline or beam.Pipeline(options=pipeline_options(settings, plan))
+            build_pipeline(p, plan, settings)
+            result = p.run()
+            result.wait_until_finish()
+            counts = _committed_rows(result)
+            pieces.compact(settings.output)
     finally:
         shutil.rmtree(plan.progress_dir, ignore_errors=True)
-    if not settings.people:
-        counts.pop("embeddings")
-    return {
-        "found": len(plan.found),
-        "skipped": len(plan.found) - len(plan.todo),
-        **counts,
-        "run_id": plan.run_id,
-    }
+    summary = {"found": len(plan.found), "skipped": len(plan.found) - len(plan.todo), **counts}
+    if plan.todo or plan.backfill:
+        summary["run_id"] = plan.run_id
+    if settings.people:  # the new faces joined to the people already known, or new persons
+        summary["people"] = assign_people(settings.output)
+    else:
+        summary.pop("embeddings")
+    return summary
 
 
 def run_watched(

@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from fer_mine.amacnn.weights import ModelCard
 from fer_mine.defaults import (
     DEFAULT_ALIGN,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_COMMIT_EVERY,
     DEFAULT_MARGIN,
+    DEFAULT_MAX_PIXELS,
     DEFAULT_PRECISION,
     DEFAULT_TTA,
     DEFAULT_VIDEO_FPS,
     DEFAULT_WORKER_MODE,
 )
 from fer_mine.media.detect import DetectorSettings
-from fer_mine.media.images import DEFAULT_MAX_PIXELS, FoundFile
+from fer_mine.media.images import FoundFile
 
 
 @dataclass
@@ -25,7 +27,7 @@ class RunSettings:
     inputs: list[str]
     output: str
     model_path: str | None = None
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH_SIZE
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     aligned: bool = False  # every image is one already-cropped face
     # crop framing, chosen with benchmarks/pipeline_accuracy.py (docs/benchmarks.md, Framing)

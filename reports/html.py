@@ -120,9 +120,9 @@ def to_html(results: list[Result], output: Path, model: str, max_rows: int = 40,
                 f"<p>{len(result.rows) - len(shown)} more rows: see <code>fer-mine report --name {result.name}</code></p>"
             )
         parts.append("</section>")
-    if missing:
+    if missing:  # right after the navigation, before the first report
         parts.insert(
-            3,
+            parts.index("</nav>") + 1,
             f"<p class='missing'>{missing} thumbnails show a placeholder: their images moved since the run.</p>",
         )
     parts.append("</body></html>")

@@ -292,6 +292,9 @@ def test_html_page_is_self_contained_with_charts_and_thumbnails(mined, tmp_path)
     assert text.count("class='chart'") >= 8
     assert text.count("data:image/jpeg;base64") == 7  # one thumbnail per face (gallery: 6 per emotion max)
     assert "image moved" in text  # b/1.jpg is gone since the run: placeholder
+    # the note on moved images stands between the navigation and the first report, not inside <nav>
+    note = text.index("class='missing'")
+    assert text.index("</nav>") < note < text.index("<section")
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -143,20 +143,20 @@ def test_int8_on_the_cpu_labels_the_sample_faces_as_float32_does(tmp_path):
     assert max(abs(a - b) for k in int8 for a, b in zip(int8[k][2:], float32[k][2:], strict=True)) < 0.1
 
 
-def test_damaged_or_missing_int8_calibration_is_refused_and_float32_still_loads(copy):
+def test_damaged_or_missing_int8_state_is_refused_and_float32_still_loads(copy):
     from fer_mine.amacnn.int8 import INT8_FILE
 
-    calibration = copy / INT8_FILE
-    calibration.write_bytes(calibration.read_bytes()[:-10] + b"0123456789")
+    state = copy / INT8_FILE
+    state.write_bytes(state.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(FerMineError, match="does not match"):
         load_model(copy, precision="int8")
-    calibration.unlink()
-    with pytest.raises(FerMineError, match="calibration missing"):
+    state.unlink()
+    with pytest.raises(FerMineError, match="int8 state missing"):
         load_model(copy, precision="int8")
     card = json.loads((copy / CARD_FILE).read_text())
     card["int8"]["kept"] = True  # then `auto` means int8 on the CPU, and needs the file too
     (copy / CARD_FILE).write_text(json.dumps(card))
-    with pytest.raises(FerMineError, match="calibration missing"):
+    with pytest.raises(FerMineError, match="int8 state missing"):
         load_model(copy, precision="auto")
     assert load_model(copy, precision="float32")[1].sha256  # the float weights are untouched
     del card["int8"]
@@ -178,10 +178,10 @@ def test_int8_rebuilt_from_the_stored_calibration_is_the_calibrated_network(tmp_
     model = build_model("tiny").eval()
     cfg = model.config
     images = torch.randn(64, cfg.in_channels, cfg.input_size, cfg.input_size)
-    state = quantize.calibrate(model, images)
-    quantize.save_calibration(state, tmp_path / "int8.safetensors")
+    state = quantize.observe_ranges(model, images)
+    quantize.save_int8_state(state, tmp_path / "int8.safetensors")
     calibrated = int8.convert(deepcopy(model), state)
-    rebuilt = int8.convert(deepcopy(model), int8.load_calibration(tmp_path / "int8.safetensors"))
+    rebuilt = int8.convert(deepcopy(model), int8.load_int8_state(tmp_path / "int8.safetensors"))
     faces = torch.randn(16, cfg.in_channels, cfg.input_size, cfg.input_size)
     with torch.no_grad():
         assert torch.equal(calibrated(faces), rebuilt(faces))
@@ -212,9 +212,9 @@ def test_qat_int8_survives_dead_channels_and_is_rebuilt_from_its_stored_state(tm
         model, images, preprocess, steps=6, progress=lambda done, total: seen.append(done)
     )
     assert seen == [1, 2, 3, 4, 5, 6]
-    quantize.save_calibration(state, tmp_path / "int8.safetensors")
+    quantize.save_int8_state(state, tmp_path / "int8.safetensors")
     fine_tuned = int8.convert(deepcopy(model), state, "qat")
-    rebuilt = int8.convert(deepcopy(model), int8.load_calibration(tmp_path / "int8.safetensors"), "qat")
+    rebuilt = int8.convert(deepcopy(model), int8.load_int8_state(tmp_path / "int8.safetensors"), "qat")
     faces = preprocess.normalize(images[:32])
     with torch.no_grad():
         expected = model(faces).softmax(1)

@@ -4,6 +4,10 @@ shifted faces or cleaner labels to win on the clean validation split.
     python -m benchmarks.selection [--data-root ../shared/data]
         [--models amacnn-fer2013,runs/old-ensemble,amacnn-ferplus] [--scene-faces 1200] [--save rows.json]
 
+A model may name its arithmetic, `amacnn-fer2013@int8` or `amacnn-fer2013@float32`: every view
+is then classified in it (`run --precision`). Without one, the views are float32 and in-scene
+is what `run` picks (auto).
+
 Every view is built from the default model's validation split (FER-2013 training pictures that
 no model of that split trained on), each candidate classifies with flip TTA as `run` does:
 - clean: the 48x48 pictures under FER-2013's labels;
@@ -122,7 +126,8 @@ def in_scene(models: list[str], val: LoadedSplit, names: tuple, count: int, seed
         (folder / "crops").mkdir()
         truth = build(folder, faces, seed)
         for i, model in enumerate(models):
-            mine(folder / "photos", folder / f"out-{i}", "--model", model)
+            name, _, precision = model.partition("@")
+            mine(folder / "photos", folder / f"out-{i}", "--model", name, "--precision", precision or "auto")
             _, correct, _ = outcomes(folder / f"out-{i}", truth, labels, names)
             right[model] = correct
     return {m: (r, pick[[t["face"] for t in truth]]) for m, r in right.items()}
@@ -192,7 +197,8 @@ def main() -> None:
     models = args.models.split(",")
     rows: dict[str, dict] = {}
     for name in models:
-        model, card = load_model(name)
+        path, _, precision = name.partition("@")
+        model, card = load_model(path, precision=precision or "float32")
         eligible = never_trained_on(card, val, args.data_root, split)
         console.print(
             f"{name}: {card.members} network(s), {eligible.sum()} of {len(eligible)} pictures never trained on"
@@ -241,7 +247,7 @@ def main() -> None:
                        "ms_per_face": row["ms_per_face"], "verdict": verdict}  # fmt: skip
     for metric, what in (("accuracy", "accuracy (exact McNemar)"),
                          ("balanced", "balanced accuracy, the mean of per-class recalls (paired bootstrap)")):  # fmt: skip
-        table = Table("model", "pictures", *columns, "shifted, mean", "verdict", "passes/face", "ms/face (float32)",
+        table = Table("model", "pictures", *columns, "shifted, mean", "verdict", "passes/face", "ms/face (views)",
                       title=f"{what} on {len(val.labels)} FER-2013 validation pictures ({held.sum()} with a FER+ "
                             f"label); points against {models[0]}, * p < {SIGNIFICANCE}")  # fmt: skip
         delta = "delta" if metric == "accuracy" else "balanced_delta"

@@ -313,9 +313,13 @@ def print_people(rows: list[dict], output: str) -> None:
     if not rows:
         console.print(f"no people in {output}: run `fer-mine run --people` over it first")
         return
-    table = Table("person", "name", "faces", "photos", "first seen", "last seen", "dominant emotion",
-                  title=f"people in {output}")  # fmt: skip
+    videos = any(r["videos"] for r in rows)
+    columns = ["person", "name", "faces", "photos", *(["video frames", "videos", "in videos"] if videos else []),
+               "first seen", "last seen", "dominant emotion"]  # fmt: skip
+    table = Table(*columns, title=f"people in {output}")
     for r in rows:
-        table.add_row(r["person_id"], r["name"] or "", str(r["faces"]), str(r["images"]),
+        seen = f"{r['first_in_video_s']:.0f} s to {r['last_in_video_s']:.0f} s" if r["frames"] else ""
+        in_videos = [str(r["frames"]), str(r["videos"]), seen] if videos else []
+        table.add_row(r["person_id"], r["name"] or "", str(r["faces"]), str(r["photos"]), *in_videos,
                       str(r["first_seen"] or ""), str(r["last_seen"] or ""), r["dominant_emotion"] or "")  # fmt: skip
     out.print(table)

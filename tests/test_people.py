@@ -289,6 +289,13 @@ def test_run_people_on_a_video_gives_its_face_one_person_across_frames(tmp_path)
         .rows
     )
     assert len(people) == 8 and len({p for _, p in people}) == 1 and people[0][1] is not None
+    # `people list` counts a video's frames and videos, not photos, and says when in it they were seen
+    result = Archive(tmp_path / "mined", ReportParams(min_quality=0.0)).report("people")
+    (row,) = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    assert (row["photos"], row["frames"], row["videos"]) == (0, 8, 1)
+    assert (row["first_in_video_s"], row["last_in_video_s"]) == (0.0, 7.0)
+    listed = CliRunner().invoke(main, ["people", "list", str(tmp_path / "mined")], env={"COLUMNS": "200"})
+    assert "video frames" in listed.output and "0 s to 7 s" in listed.output
 
 
 def test_run_people_over_an_output_mined_without_it_embeds_its_recorded_faces(tmp_path):

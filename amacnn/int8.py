@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, networks_of
+from fer_mine.amacnn.model import AMACNN, AMACNNEnsemble, class_probabilities, networks_of
 from fer_mine.defaults import PRECISIONS
 from fer_mine.errors import FerMineError
 
@@ -110,6 +110,35 @@ def convert(
         model.members = nn.ModuleList(converted)
         return model
     return Int8AMACNN(model.config, converted[0])
+
+
+class CloseCallsInFloat32(nn.Module):
+    """The int8 network, with its close calls classified again in float32: a face whose top two
+    calibrated probabilities in int8 are nearer than `margin` gets float32's probabilities
+    instead. int8 and float32 differ by a little noise, which can only change the label where
+    the first two labels are that close; the card's margin is the smallest at which every
+    validation face gets float32's label (`quantize.refine_margin`)."""
+
+    def __init__(self, int8: nn.Module, float32: nn.Module, margin: float) -> None:
+        super().__init__()
+        self.int8, self.float32, self.margin = int8, float32, margin
+        self.config = float32.config
+        self.refined = self.seen = 0  # faces classified again, and in all (for benchmarks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise TypeError("CloseCallsInFloat32 classifies through class_probabilities")
+
+    def class_probabilities(self, batch: torch.Tensor, tta: bool, temperature: float) -> torch.Tensor:
+        probabilities = class_probabilities(self.int8, batch, tta, temperature)
+        top = probabilities.topk(2, dim=1).values
+        close = (top[:, 0] - top[:, 1]) < self.margin
+        self.seen += len(batch)
+        if close.any():
+            self.refined += int(close.sum())
+            probabilities[close] = class_probabilities(self.float32, batch[close], tta, temperature).to(
+                probabilities.dtype
+            )
+        return probabilities
 
 
 def load_int8_state(path: Path) -> dict[str, torch.Tensor]:

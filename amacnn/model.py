@@ -145,7 +145,10 @@ def class_probabilities(
 ) -> torch.Tensor:
     """Softmax of a normalized batch; `tta` averages in the mirrored images; `temperature` (the
     card's, `ModelCard.temperature`) calibrates the result. The one definition of what
-    evaluation measures and `fer-mine run` uses."""
+    evaluation measures and `fer-mine run` uses. A model that classifies in two steps
+    (amacnn/int8.py, `CloseCallsInFloat32`) answers for itself."""
+    if hasattr(model, "class_probabilities"):
+        return model.class_probabilities(batch, tta, temperature)
     probabilities = model(batch).softmax(dim=1)
     if tta:
         probabilities = (probabilities + model(batch.flip(3)).softmax(dim=1)) / 2

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.int8 import convert, load_int8_state, resolve_precision
+from fer_mine.amacnn.int8 import CloseCallsInFloat32, convert, load_int8_state, resolve_precision
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, drop_dead_channels, fold_batchnorm
 from fer_mine.errors import FerMineError
 from fer_mine.media.hashing import sha256_of
@@ -173,20 +173,30 @@ def load_model(
     the card keeps a calibration) rebuilds the int8 network (amacnn/int8.py)."""
     card, weights_path = verify_weights(model_path)
     precision = resolve_precision(precision, card, device)
+    model = _float_network(card, weights_path)
+    if precision == "int8":
+        int8 = convert(model, load_int8_state(verify_int8_state(card, weights_path)), card.int8_method)
+        margin = card.int8.get("refine_margin")
+        if margin is None:
+            return int8, card
+        # close calls again in float32 (int8.CloseCallsInFloat32): the float network in its
+        # inference form beside the int8 one
+        exact = fold_batchnorm(drop_dead_channels(_float_network(card, weights_path)))
+        return CloseCallsInFloat32(int8, exact.to(memory_format=torch.channels_last), margin), card
+    if inference:
+        fold_batchnorm(drop_dead_channels(model))
+    model.to(device=device, memory_format=torch.channels_last)
+    return model, card
+
+
+def _float_network(card: ModelCard, weights_path: Path) -> nn.Module:
     try:
         state = load_file(str(weights_path))
         model = build_from_card(card)
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
         raise FerMineError(f"{weights_path} is not a fer-mine AMACNN weights file: {exc}") from None
-    model.eval()
-    if precision == "int8":
-        state = load_int8_state(verify_int8_state(card, weights_path))
-        return convert(model, state, card.int8_method), card
-    if inference:
-        fold_batchnorm(drop_dead_channels(model))
-    model.to(device=device, memory_format=torch.channels_last)
-    return model, card
+    return model.eval()
 
 
 def verify_int8_state(card: ModelCard, weights_path: Path) -> Path:

@@ -1,11 +1,12 @@
 """`fer-mine run` of this working tree against another commit's, on one archive, interleaved.
 
     python -m benchmarks.commit_speed --baseline COMMIT [--photos 40] [--rounds 5]
+                                      [--kind scenes|portraits]
                                       [--variant=--people] [--run-args="--workers 1"]
 
 Answers "does this change cost time?": the baseline commit is checked out in a temporary git
 worktree, and each round runs `fer-mine run` on the same synthetic archive (scenes of 1600x1200
-with 0-5 faces, benchmarks/scenes.py) from the baseline, from this tree, and from this tree with
+with 0-5 faces, benchmarks/scenes.py, or one-face portraits of 256x256) from the baseline, from this tree, and from this tree with
 each --variant's extra arguments, in that order, each into a fresh output and timed from process
 start to exit. The table gives the medians and each row's time against the baseline's in the
 same round (median of those ratios), so that a machine's drift between rounds cancels.
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.pipeline_speed import write_portraits
 from benchmarks.scenes import write_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +50,16 @@ def timed_run(tree: Path, photos: Path, output: Path, extra: list[str]) -> float
 
 
 def rows_in(output: Path, table: str) -> int:
-    return sum(pq.read_metadata(path).num_rows for path in (output / table).glob("*.parquet"))
+    from fer_mine.records import pieces
+
+    return sum(pq.read_metadata(path).num_rows for path in pieces.table_files(str(output), (table,))[table])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="a commit (hash, tag, HEAD~3)")
     parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--kind", choices=("scenes", "portraits"), default="scenes")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variant", action="append", default=[],
                         help="extra `run` arguments for one more row of this tree (repeatable)")  # fmt: skip
@@ -71,7 +76,10 @@ def main() -> None:
         (here / "fer_mine").symlink_to(ROOT)
         try:
             photos = Path(tmp) / "photos"
-            write_archive(photos, args.photos, seed=1, size=(1600, 1200))
+            if args.kind == "portraits":
+                write_portraits(photos, args.photos, 256, seed=1)
+            else:
+                write_archive(photos, args.photos, seed=1, size=(1600, 1200))
             rows = {f"{commit} (baseline)": (base, common), "this tree": (here, common)}
             rows |= {f"this tree {v}": (here, [*common, *shlex.split(v)]) for v in args.variant}
             seconds: dict[str, list[float]] = {name: [] for name in rows}
@@ -87,7 +95,7 @@ def main() -> None:
                            capture_output=True)  # fmt: skip
     baseline = seconds[f"{commit} (baseline)"]
     table = Table("run", "faces", "embeddings", "median s", "x baseline (median of rounds)", "each round, s",
-                  title=f"fer-mine run on {args.photos} scenes of 1600x1200, {args.rounds} interleaved rounds; "
+                  title=f"fer-mine run on {args.photos} {'portraits of 256x256' if args.kind == 'portraits' else 'scenes of 1600x1200'}, {args.rounds} interleaved rounds; "
                         f"{os.cpu_count()} CPU cores; run args: {args.run_args or '(none)'}")  # fmt: skip
     for name, times in seconds.items():
         ratio = statistics.median(t / b for t, b in zip(times, baseline, strict=True))

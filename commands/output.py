@@ -210,12 +210,17 @@ def print_int8_choice(entry: dict, tta: bool) -> None:
     for precision in ("float32", "int8"):
         table.add_row(precision, f"{scores[precision]:.2%}")
     out.print(table)
-    verdict = (
-        "kept: run and evaluate use int8 on the CPU"
-        if entry["kept"]
-        else "not kept: it loses more than 0.1 point"
-    )
-    console.print(f"int8 ({entry['method']}) written beside the weights; {verdict}")
+    if "refine_margin" in entry:
+        verdict = (f"kept with its close calls in float32: faces whose top two labels are nearer than "
+                   f"{entry['refine_margin']:g} ({entry['refined_share']:.1%} of validation) are classified "
+                   "again in float32, which gives every validation face float32's label")  # fmt: skip
+    elif entry["kept"]:
+        verdict = "kept: run and evaluate use int8 on the CPU"
+    else:
+        verdict = (
+            "not kept: it loses more than 0.1 point, and its close calls are too many to redo in float32"
+        )
+    console.print(f"int8 ({entry['method']}) beside the weights: {verdict}")
 
 
 def print_presets(costs: list) -> None:

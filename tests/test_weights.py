@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -245,3 +246,45 @@ def test_the_same_weights_saved_by_two_processes_have_one_sha256(tmp_path):
         for i in range(6)  # two metadata keys in a random order: six agree by chance 1 time in 32
     }  # fmt: skip
     assert len(hashes) == 1
+
+
+def test_close_calls_go_to_float32_and_only_they():
+    """int8 with its close calls in float32: faces whose int8 top two are nearer than the margin
+    get float32's probabilities, the others keep int8's; margin 0 is int8, a margin of 1 float32."""
+    from copy import deepcopy
+
+    from fer_mine.amacnn import int8, quantize
+    from fer_mine.amacnn.model import build_model, class_probabilities
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    cfg = model.config
+    images = torch.randn(64, cfg.in_channels, cfg.input_size, cfg.input_size)
+    quantised = int8.convert(deepcopy(model), quantize.observe_ranges(model, images))
+    faces = torch.randn(32, cfg.in_channels, cfg.input_size, cfg.input_size)
+    with torch.no_grad():
+        p8 = class_probabilities(quantised, faces, tta=True, temperature=0.7)
+        p32 = class_probabilities(model, faces, tta=True, temperature=0.7)
+        top = p8.topk(2, dim=1).values
+        margin = float((top[:, 0] - top[:, 1]).median())
+        both = int8.CloseCallsInFloat32(quantised, model, margin)
+        got = class_probabilities(both, faces, tta=True, temperature=0.7)
+        close = (top[:, 0] - top[:, 1]) < margin
+        assert 0 < both.refined == int(close.sum()) < len(faces) and both.seen == len(faces)
+        assert torch.allclose(got[close], p32[close]) and torch.equal(got[~close], p8[~close])
+        assert torch.equal(
+            class_probabilities(int8.CloseCallsInFloat32(quantised, model, 0.0), faces, True, 0.7), p8
+        )
+        assert torch.allclose(
+            class_probabilities(int8.CloseCallsInFloat32(quantised, model, 1.0), faces, True, 0.7), p32
+        )
+
+
+def test_the_refine_margin_is_the_smallest_that_gives_every_face_float32s_label():
+    from fer_mine.amacnn.quantize import refine_margin
+
+    float32 = np.array([[0.6, 0.4], [0.3, 0.7], [0.9, 0.1]])
+    int8 = np.array([[0.48, 0.52], [0.2, 0.8], [0.9, 0.1]])  # the first face flips, 0.04 apart
+    assert refine_margin(float32, int8) == 0.05
+    assert refine_margin(float32, float32) == 0.0
+    assert refine_margin(float32, np.array([[0.1, 0.9], [0.3, 0.7], [0.9, 0.1]])) is None  # a sure flip

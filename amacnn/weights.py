@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fer_mine.amacnn.catalog import CARD_FILE, resolve_model
-from fer_mine.amacnn.int8 import CloseCallsInFloat32, convert, load_int8_state, resolve_precision
+from fer_mine.amacnn.int8 import CloseCallsInFloat32, cached, convert, load_int8_state, resolve_precision
 from fer_mine.amacnn.model import AMACNN, AMACNNConfig, AMACNNEnsemble, drop_dead_channels, fold_batchnorm
 from fer_mine.errors import FerMineError
 from fer_mine.media.hashing import sha256_of
@@ -175,7 +175,9 @@ def load_model(
     precision = resolve_precision(precision, card, device)
     model = _float_network(card, weights_path)
     if precision == "int8":
-        int8 = convert(model, load_int8_state(verify_int8_state(card, weights_path)), card.int8_method)
+        state_path = verify_int8_state(card, weights_path)
+        int8 = cached(card.config, card.int8["sha256"],
+                      lambda: convert(model, load_int8_state(state_path), card.int8_method))  # fmt: skip
         margin = card.int8.get("refine_margin")
         if margin is None:
             return int8, card

@@ -11,7 +11,9 @@ int8 network `fer-mine quantize` stored (torch.ao FX graph mode, x86 engine; qua
 fine-tuning or a static calibration, as the card says: what `run` uses on the CPU when the card
 keeps it). Each is
 timed on batches of preprocessed faces with flip TTA (two passes, as `run` classifies), median
-of --repeats, the variants interleaved round by round. With --data-root the variants' validation accuracy is printed beside (a speed-up is
+of --repeats, the variants interleaved round by round: random faces, or with --data-root 8
+batches of real ones (the first validation pictures), which a model that classifies its close
+calls again needs to be timed fairly. With --data-root the variants' validation accuracy is printed beside (a speed-up is
 only worth taking at equal accuracy, within 0.1 point). --baseline times another model (say
 the previous default, restored from git) as `run` calls it in the same rounds, as the first row:
 the x column is then relative to it.
@@ -55,7 +57,10 @@ def variants(
     }
     if card.int8:  # `fer-mine quantize`'s calibration, as run loads it
         kept = "run's default on CPU" if card.int8["kept"] else "not kept: --precision int8"
-        found[f"int8 {card.int8_method}, shipped ({kept})"] = load_model(model_path, precision="int8")[0]
+        refined = ", close calls in float32" if "refine_margin" in card.int8 else ""
+        found[f"int8 {card.int8_method}{refined}, shipped ({kept})"] = load_model(
+            model_path, precision="int8"
+        )[0]
     return found
 
 
@@ -83,19 +88,30 @@ def main() -> None:
         label = f"baseline: {baseline_card.name} ({baseline_card.members} network(s)), as `run` calls it"
         models = {label: baseline, **models}
     data = None
+    batches = [batch]
     if args.data_root:
         from fer_mine.amacnn.ensemble import validation_data
+        from fer_mine.amacnn.predict import to_device_images
 
         data = validation_data(card, args.data_root, log=lambda *_: None)
+        faces = card.preprocess.normalize(
+            to_device_images(data.val.images[: 8 * args.batch], torch.device("cpu"))
+        )
+        batches = list(faces.split(args.batch))
+    temperature = card.temperature(True)
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for m in models.values():  # warm-up: compiles, plans
-            class_probabilities(m, batch.contiguous(memory_format=torch.channels_last), tta=True)
+            class_probabilities(m, batch.contiguous(memory_format=torch.channels_last), True, temperature)
         for _ in range(args.repeats):
             for name, m in models.items():
-                x = batch.contiguous(memory_format=torch.channels_last) if "NCHW" not in name else batch
+                xs = [
+                    b.contiguous(memory_format=torch.channels_last) if "NCHW" not in name else b
+                    for b in batches
+                ]
                 start = time.perf_counter()
-                class_probabilities(m, x, tta=True)
+                for x in xs:
+                    class_probabilities(m, x, True, temperature)
                 times[name].append(time.perf_counter() - start)
     accuracy = {}
     if data is not None:
@@ -106,9 +122,10 @@ def main() -> None:
     table = Table("variant", "faces/s", "x", "val accuracy (flip)",
                   title=f"{card.name} ({card.members} network(s)), flip TTA, batch {args.batch}, "
                         f"{torch.get_num_threads()} threads, torch {torch.__version__}")  # fmt: skip
-    base = args.batch / statistics.median(next(iter(times.values())))
+    count = args.batch * len(batches)
+    base = count / statistics.median(next(iter(times.values())))
     for name, t in times.items():
-        rate = args.batch / statistics.median(t)
+        rate = count / statistics.median(t)
         table.add_row(name, f"{rate:.0f}", f"{rate / base:.2f}", f"{accuracy[name]:.2%}" if accuracy else "-")
     Console(width=160).print(table)
 

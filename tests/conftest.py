@@ -18,6 +18,13 @@ import pytest
 from fer_mine.labels import EMOTIONS
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_of_the_session(tmp_path_factory) -> None:
+    """Rebuilt int8 networks (amacnn/int8.py, `cached`) go to a folder of the test session, not
+    the user's cache; subprocesses inherit it."""
+    os.environ["FER_MINE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 def face_like(label_index: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
     """A gray 'face' whose mouth shape depends on the class, plus noise: learnable, not trivial."""
     img = np.full((size, size), 90, np.uint8)

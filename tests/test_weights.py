@@ -288,3 +288,31 @@ def test_the_refine_margin_is_the_smallest_that_gives_every_face_float32s_label(
     assert refine_margin(float32, int8) == 0.05
     assert refine_margin(float32, float32) == 0.0
     assert refine_margin(float32, np.array([[0.1, 0.9], [0.3, 0.7], [0.9, 0.1]])) is None  # a sure flip
+
+
+def test_the_int8_network_is_kept_in_the_cache_and_classifies_as_rebuilt(tmp_path, monkeypatch):
+    """A run's start loads the int8 network from the user's cache (TorchScript) instead of
+    rebuilding it; the cached copy gives exactly the rebuilt network's outputs, and a damaged
+    cache file is made again."""
+    from fer_mine.amacnn import int8
+    from fer_mine.amacnn.model import class_probabilities
+    from fer_mine.amacnn.weights import read_card
+
+    monkeypatch.setenv(int8.CACHE_ENV, str(tmp_path))
+    card, weights = read_card("amacnn-ferplus")
+    rebuilt = int8.convert(load_model("amacnn-ferplus", inference=False)[0],
+                           int8.load_int8_state(weights.with_name(int8.INT8_FILE)), card.int8_method)  # fmt: skip
+    first = load_model("amacnn-ferplus", precision="int8")[0]
+    (kept,) = tmp_path.glob("int8-*.pt")
+    again = load_model("amacnn-ferplus", precision="int8")[0]
+    faces = torch.randn(16, 1, 48, 48)
+    with torch.no_grad():
+        expected = class_probabilities(rebuilt, faces, True)
+        assert torch.equal(class_probabilities(first, faces, True), expected)
+        assert torch.equal(class_probabilities(again, faces, True), expected)
+    kept.write_bytes(b"not torchscript")
+    with torch.no_grad():
+        assert torch.equal(
+            class_probabilities(load_model("amacnn-ferplus", precision="int8")[0], faces, True), expected
+        )
+    assert kept.stat().st_size > 1000

@@ -1,7 +1,7 @@
 """Run every benchmark, one table each:  python -m benchmarks [name ...]
 
 Names: model_speed, inference_speed, accuracy, detection_quality, pipeline_speed, pipeline_accuracy,
-quality_accuracy, reports_speed, video_speed, people_quality, selection. Not among them, since it
+quality_accuracy, reports_speed, video_speed, people_quality, selection, crowded, crash. Not among them, since it
 compares two commits: `python -m benchmarks.commit_speed --baseline COMMIT`.
 """
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 ALL = ("model_speed", "inference_speed", "accuracy", "detection_quality", "pipeline_speed", "pipeline_accuracy",
-       "quality_accuracy", "reports_speed", "video_speed", "people_quality", "selection")  # fmt: skip
+       "quality_accuracy", "reports_speed", "video_speed", "people_quality", "selection", "crowded", "crash")  # fmt: skip
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ALL:

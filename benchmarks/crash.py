@@ -49,7 +49,7 @@ def timed(command: list[str]) -> tuple[float, str]:
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command[3:])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return seconds, done.stdout
+    return seconds, done.stdout + done.stderr  # the plan's line goes to stderr
 
 
 def split_into_pieces(source: Path, target: Path, count: int) -> None:

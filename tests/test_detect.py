@@ -118,4 +118,4 @@ def test_damaged_classifier_weights_stop_the_run_before_beam_starts(tmp_path: Pa
     )
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "does not match its model card" in result.output
-    assert not (tmp_path / "out" / ".staging").exists()
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -431,7 +431,7 @@ def test_a_real_kill_mid_run_then_rerun_gives_one_record_per_face(archive, mined
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while not (out / ".staging").exists() and time.time() < deadline and proc.poll() is None:
+    while not (out / "_commits").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.5)  # into the pipeline proper
     proc.send_signal(signal.SIGKILL)

@@ -28,6 +28,9 @@ def quiet_libraries(verbose: bool = False) -> None:
     # target to set): read from the environment when cv2 is first imported, and set again
     # where it already is
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    # torch's own C++ warnings (int8 kernels called deprecated, from inside TorchScript): read
+    # when torch is first imported, which the commands do after this
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     if "cv2" in sys.modules:
         from cv2.utils import logging as cv_logging  # OpenCV 4 and 5
 

@@ -10,9 +10,16 @@ from conftest import train_cli
 from fer_mine.cli import main
 
 
-@pytest.mark.parametrize("tolerance, kept, steps", [(1.0, True, 20), (-1.0, False, 0)])
+@pytest.mark.parametrize(
+    ("tolerance", "max_refined", "kept", "steps", "said"),
+    [
+        (1.0, 0.25, True, 20, "kept: run and evaluate use int8"),
+        (-1.0, -1.0, False, 0, "not kept"),
+        (-1.0, 1.0, True, 0, "kept with its close calls in float32"),  # int8 short, its close calls redone
+    ],
+)
 def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
-    trained, tmp_path, monkeypatch, tolerance, kept, steps
+    trained, tmp_path, monkeypatch, tolerance, max_refined, kept, steps, said
 ):
     from fer_mine.amacnn import quantize
 
@@ -20,6 +27,7 @@ def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
     model = tmp_path / "model"
     shutil.copytree(out, model)
     monkeypatch.setattr(quantize, "TOLERANCE", tolerance)  # the real rule: 0.1 point
+    monkeypatch.setattr(quantize, "MAX_REFINED", max_refined)  # the real rule: a quarter of the faces
     result = CliRunner().invoke(
         main,
         [
@@ -35,7 +43,8 @@ def test_quantize_keeps_int8_only_within_tolerance_and_evaluate_then_uses_it(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert ("kept: run and evaluate use int8" in result.output) is kept
+    assert said in " ".join(result.output.split())
+    assert ("refine_margin" in json.loads((model / "model.json").read_text())["int8"]) is (max_refined > 0.5)
     card = json.loads((model / "model.json").read_text())
     entry = card["int8"]
     assert entry["method"] == ("qat" if steps else "static") and f"({entry['method']})" in result.output

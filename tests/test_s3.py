@@ -205,8 +205,11 @@ def test_people_on_a_bucket_is_told_apart_named_and_forgotten_there(s3, mined, t
     assert named.exit_code == 0, named.output
     listed = CliRunner().invoke(main, ["people", "list", out])
     assert listed.exit_code == 0 and "Eileen" in listed.output
-    assert keys(client, "people/people/") == ["people/people/names.parquet", "people/people/persons.parquet"]
+    assert keys(client, "people/people/") == ["people/people/forgotten.parquet", "people/people/names.parquet",
+                                               "people/people/persons.parquet"]  # fmt: skip
     forgot = CliRunner().invoke(main, ["people", "forget", out, "--all"])
     assert forgot.exit_code == 0, forgot.output
-    assert not keys(client, "people/embeddings/") and not keys(client, "people/people/")
+    # every embedding, person and name gone; kept: the forgotten faces' keys (no biometric data)
+    assert not keys(client, "people/embeddings/")
+    assert keys(client, "people/people/") == ["people/people/forgotten.parquet"]
     assert face_keys(rows(client, "people", "faces")) == face_keys(rows(client, mined[0], "faces"))

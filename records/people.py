@@ -292,6 +292,7 @@ def forget(output: str, person_id: str | None) -> dict[str, int]:
     later run embeds them again (`unforget` undoes it); the emotion records stay as they are."""
     if person_id is not None and not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
+    pieces.drop_unmarked(output, "embeddings")  # a killed run's embeddings, never committed
     assigned = _known_person(output, person_id) if person_id else persons(output)
     faces = {k for k, p in assigned.items() if person_id is None or p == person_id}
     keys, last = forgotten(output)

@@ -145,6 +145,17 @@ def clean_uncommitted(output: str) -> None:
         )
 
 
+def drop_unmarked(output: str, table: str) -> int:
+    """Delete a table's files that no committed piece holds (a killed run's), at once: for
+    embeddings, biometric data that no reader sees must not wait for the next run to go."""
+    if not of_pieces(output):
+        return 0
+    visible = set(table_files(output, (table,))[table])
+    unmarked = [p for p in store.list_files(store.join(output, table)) if p not in visible]
+    store.delete(unmarked)
+    return len(unmarked)
+
+
 def compact(output: str, merged_bytes: int = MERGED_BYTES) -> dict[str, int]:
     """Merge small committed pieces into pieces of up to `merged_bytes` of Parquet, in commit
     order; pieces already that big stay. Readers see the old pieces or the merged one, never

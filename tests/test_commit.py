@@ -197,3 +197,17 @@ def test_an_output_written_before_pieces_is_read_and_adopted(tmp_path):
     pieces.clean_uncommitted(str(out))
     assert json.loads((out / pieces.COMMITS / "20240101T000000Z-aaaaaa-00000.json").read_text())["rows"]
     assert not (out / "errors" / "20240102T000000Z-bbbbbb-00000.parquet").exists()
+
+
+def test_unmarked_embeddings_are_deleted_at_once_and_committed_ones_stay(tmp_path):
+    """`people forget` first deletes the embeddings a killed run left uncommitted: biometric data
+    that no reader sees must not wait for the next run to be cleaned."""
+    out = tmp_path / "out"
+    pieces.clean_uncommitted(str(out))
+    kept = "20261207T000000Z-abcdef-p1"
+    pieces.write_piece(str(out), kept, {"embeddings": SCHEMAS["embeddings"].empty_table()})
+    store.write_table(SCHEMAS["embeddings"].empty_table(), str(out / "embeddings" / f"{kept}.parquet"))
+    left = out / "embeddings" / "20261207T000000Z-abcdef-p2.parquet"  # never marked
+    store.write_table(SCHEMAS["embeddings"].empty_table(), str(left))
+    assert pieces.drop_unmarked(str(out), "embeddings") == 1
+    assert not left.exists() and (out / "embeddings" / f"{kept}.parquet").exists()

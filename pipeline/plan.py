@@ -3,6 +3,7 @@ committed skipped, workers chosen, Beam's options built (refusing ones Beam woul
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from datetime import datetime, timezone
@@ -53,6 +54,31 @@ def recorded_uris(output: str, card: ModelCard, tta: bool, precision: str) -> se
             uris = rows["uri"].to_pylist()
             done.update(uris[i] for i in mine)
     return done
+
+
+def keep_one_calibration(output: str, card: ModelCard, tta: bool, precision: str, recorded: bool) -> None:
+    """An output holds one calibration per model: `calibrate` rewrites a card's temperature and
+    `quantize` its margin without changing the weights' sha256, and records made with two would
+    not compare (confidence, `uncertain`). The output names the one its records were made with
+    (`_commits/calibration-<model sha256>-<tta>-<precision>.json`), and a run with another is
+    refused, as one with the other TTA setting or precision is. Outputs from before this file
+    take the first run's."""
+    used = {"temperature": card.temperature(tta), "uncertain_below": card.uncertain_below(tta),
+            "refine_margin": card.int8.get("refine_margin") if precision == "int8" else None}  # fmt: skip
+    name = f"calibration-{card.sha256[:16]}-{'tta' if tta else 'plain'}-{precision}.json"
+    path = store.join(output, pieces.COMMITS, name)
+    if recorded and store.is_file(path):
+        before = json.loads(store.read_text(path))
+        if before != used:
+            differs = ", ".join(
+                f"{k} {before.get(k)} there, {v} now" for k, v in used.items() if before.get(k) != v
+            )
+            raise FerMineError(
+                f"{output} holds faces that {card.name} classified with another calibration ({differs}); "
+                "use --overwrite or another --output, or the model card they were made with"
+            )
+        return
+    store.write_text(json.dumps(used), path)
 
 
 def recorded_count(settings: RunSettings, plan: RunPlan) -> int:
@@ -114,6 +140,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
         store.delete([p for t in ("persons", "names") if store.is_file(p := people_file(output, t))])
     pieces.clean_uncommitted(output)
     done = recorded_uris(output, card, settings.tta, precision)
+    keep_one_calibration(output, card, settings.tta, precision, bool(done))
     todo = [f for f in found if printable(f.uri) not in done]
     backfill, forgotten = [], frozenset()
     if settings.people:

@@ -155,3 +155,26 @@ def test_explain_uses_the_cards_temperature(hot_model):
     flat = Explainer(str(hot_model)).explain(crop).probabilities
     sure = Explainer(None).explain(crop).probabilities
     assert flat.max() < 0.2 < sure.max()
+
+
+def test_an_output_keeps_one_calibration_per_model(hot_model, tmp_path):
+    """A card calibrated again (same weights, same sha256) does not add faces to an output its
+    other calibration made: their confidences would not compare."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fer_mine.cli import main
+
+    photos = tmp_path / "photos"
+    shutil.copytree(SAMPLES / "album-1", photos / "album-1")
+    out = tmp_path / "mined"
+    first = CliRunner().invoke(main, ["run", "--quiet", "--input", str(photos), "--output", str(out)])
+    assert first.exit_code == 0, first.output
+    shutil.copytree(SAMPLES / "album-2", photos / "album-2")
+    mixed = CliRunner().invoke(
+        main, ["run", "--input", str(photos), "--output", str(out), "--model", str(hot_model)]
+    )
+    assert mixed.exit_code == 2 and "another calibration" in mixed.output and "temperature" in mixed.output
+    same = CliRunner().invoke(main, ["run", "--quiet", "--input", str(photos), "--output", str(out)])
+    assert same.exit_code == 0, same.output

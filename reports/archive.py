@@ -63,7 +63,7 @@ class Archive:
             for path in paths:
                 check_table_file(path, table)
         self.con = duckdb.connect()
-        self._coverage: str | None = None
+        self._coverage: dict = {}
         self._bind(files, remote)
 
     def _bind(self, files: dict[str, list[str]], remote: bool) -> None:
@@ -139,33 +139,39 @@ class Archive:
         return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON uri = p_uri AND face_index = p_face "
                 "AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip
 
-    def coverage(self) -> dict:
-        """How many faces the figures rest on, and how many each filter left out (once per archive):
+    def coverage(self, rests_on: tuple[str, str] | None = None) -> dict:
+        """How many faces the figures rest on, and how many each filter left out, and those the
+        report's own condition leaves out (`rests_on`: registry.Report's):
         {"rests_on", "recorded", "left_out": {why: count}, "note": one line for people}."""
-        if self._coverage is None:
+        if rests_on not in self._coverage:
+            condition, own = rests_on or ("true", "")
             counts = self.con.execute(
                 f"SELECT count(*), count(*) FILTER ({KEPT}), "
                 "count(*) FILTER (confidence < getvariable('min_confidence')), "
                 "count(*) FILTER (quality < getvariable('min_quality')), "
-                "count(*) FILTER (getvariable('certain_only') AND coalesce(uncertain, false)) FROM scoped_faces"
+                "count(*) FILTER (getvariable('certain_only') AND coalesce(uncertain, false)), "
+                f"count(*) FILTER ({KEPT} AND NOT coalesce({condition}, false)) FROM scoped_faces"
             ).fetchone()
-            total, kept, *dropped = counts
-            reasons = (f"confidence under {self.params.min_confidence:g}",
-                       f"quality under {self.params.min_quality:g}", "uncertain")  # fmt: skip
-            left_out = {reason: n for n, reason in zip(dropped, reasons, strict=True) if n}
-            why = ", ".join(f"{n:,} with {reason}" if reason != "uncertain" else f"{n:,} uncertain"
-                            for reason, n in left_out.items())  # fmt: skip
-            left = f"; {total - kept:,} left out ({why})" if total > kept else ""
-            self._coverage = {"rests_on": kept, "recorded": total, "left_out": left_out,
-                              "note": f"rests on {kept:,} of {total:,} faces{left}"}  # fmt: skip
-        return self._coverage
+            total, kept, *dropped, outside = counts
+            reasons = (f"with confidence under {self.params.min_confidence:g}",
+                       f"with quality under {self.params.min_quality:g}", "uncertain", own)  # fmt: skip
+            left_out = {reason: n for n, reason in zip([*dropped, outside], reasons, strict=True) if n}
+            why = ", ".join(f"{n:,} {reason}" for reason, n in left_out.items())
+            rests = kept - outside
+            left = f"; {total - rests:,} left out ({why})" if total > rests else ""
+            self._coverage[rests_on] = {"rests_on": rests, "recorded": total,
+                                        "left_out": {k.removeprefix("with "): v for k, v in left_out.items()},
+                                        "note": f"rests on {rests:,} of {total:,} faces{left}"}  # fmt: skip
+        return self._coverage[rests_on]
 
-    def _counted(self, result: Result, sql: str, always: bool) -> Result:
-        """A result over the faces view says what it rests on: always for a report, and for a
-        query whenever a filter left faces out."""
+    def _counted(
+        self, result: Result, sql: str, always: bool, rests_on: tuple[str, str] | None = None
+    ) -> Result:
+        """A result over the faces view says what it rests on: always for a report (counted on
+        the faces its own condition keeps), and for a query whenever a filter left faces out."""
         code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
         if re.search(r"\bfaces\b", code):
-            coverage = self.coverage()
+            coverage = self.coverage(rests_on)
             if always or coverage["rests_on"] < coverage["recorded"]:
                 result.faces = {k: v for k, v in coverage.items() if k != "note"}
                 result.notes.append(coverage["note"])
@@ -182,7 +188,9 @@ class Archive:
 
     def report(self, name: str) -> Result:
         sql = sql_text(name)
-        return self._counted(self.query(sql, name, describe(name)), sql, always=True)
+        return self._counted(
+            self.query(sql, name, describe(name)), sql, always=True, rests_on=REPORTS[name].rests_on
+        )
 
     def ask(self, sql: str) -> Result:
         """The user's own SQL (`fer-mine query`)."""

@@ -15,10 +15,17 @@ class Report:
     name: str
     chart: charts.Chart | None = None  # None: the table alone
     params: tuple[str, ...] = ()  # the ReportParams fields its query reads, besides the filters
+    # the faces its figures rest on, beyond the filters: an SQL condition on the `faces` view and
+    # what the faces it leaves out are (None: every face the filters keep)
+    rests_on: tuple[str, str] | None = None
 
     @property
     def sql_file(self) -> str:
         return f"{self.name}.sql"
+
+
+GROUPS = ("image IN (SELECT image FROM faces GROUP BY image HAVING count(*) >= 2)", "alone in their image")
+PERSONS = ("person_id IS NOT NULL", "without a person")
 
 
 REPORTS: dict[str, Report] = {
@@ -30,20 +37,29 @@ REPORTS: dict[str, Report] = {
         Report("hour_of_day", charts.stacked_shares("hour")),
         Report("weekday", charts.stacked_shares("day")),
         Report("month_of_year", charts.stacked_shares("month")),
-        Report("monthly_trend", charts.trend_lines),
-        Report("group_photos"),
-        Report("cooccurrence", charts.pair_heatmap("emotion_a", "emotion_b", "images", "images", True)),
+        Report(
+            "monthly_trend", charts.trend_lines, rests_on=("taken_at IS NOT NULL", "without an EXIF time")
+        ),
+        Report("group_photos", rests_on=GROUPS),
+        Report(
+            "cooccurrence",
+            charts.pair_heatmap("emotion_a", "emotion_b", "images", "images", True),
+            rests_on=GROUPS,
+        ),
         Report("combinations", charts.lift_bars, ("min_images",)),
         Report(
             "transitions",
             charts.pair_heatmap("from_emotion", "to_emotion", "probability", "P(next | current)", False),
         ),
-        Report("video_timeline", charts.timelines, ("bucket_s",)),
+        Report("video_timeline", charts.timelines, ("bucket_s",), ("frame_index IS NOT NULL", "in photos")),
         Report("review", params=("limit",)),
         Report("gallery", params=("per_emotion",)),  # the HTML page shows its faces, not a chart
-        Report("people", charts.person_shares),  # these four: `run --people`; empty without it
-        Report("person_trend"),
-        Report("together"),
-        Report("person_gallery", params=("per_person",)),  # the HTML page shows its faces
+        Report("people", charts.person_shares, rests_on=PERSONS),  # these four: `run --people`
+        Report(
+            "person_trend",
+            rests_on=("person_id IS NOT NULL AND taken_at IS NOT NULL", "without a person or an EXIF time"),
+        ),
+        Report("together", rests_on=PERSONS),
+        Report("person_gallery", params=("per_person",), rests_on=PERSONS),  # the HTML page shows its faces
     )
 }

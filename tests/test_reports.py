@@ -178,6 +178,19 @@ def test_quality_and_uncertain_filters_say_what_they_left_out(mined):
     certain = Archive(mined, ReportParams(certain_only=True, min_confidence=0.55)).report("emotions")
     assert certain.notes == ["rests on 5 of 7 faces; 2 left out (2 with confidence under 0.55, 1 uncertain)"]
     assert Archive(mined).report("emotions").notes == ["rests on 7 of 7 faces"]
+    # each report counts the faces its own rows rest on: group photos, the faces with company
+    assert Archive(mined).report("group_photos").notes == [
+        "rests on 5 of 7 faces; 2 left out (2 alone in their image)"
+    ]
+    assert Archive(mined).report("monthly_trend").notes == [
+        "rests on 6 of 7 faces; 1 left out (1 without an EXIF time)"
+    ]
+    both = Archive(mined, ReportParams(min_quality=0.9)).report("group_photos").faces
+    assert both == {
+        "rests_on": 4,
+        "recorded": 7,
+        "left_out": {"quality under 0.9": 1, "alone in their image": 2},
+    }
     assert Archive(mined).report("overview").notes == ["rests on 7 of 7 faces"]
     shown = CliRunner().invoke(main, ["report", str(mined), "--name", "emotions", "--min-quality", "0.9"])
     assert shown.exit_code == 0, shown.output

@@ -7,6 +7,8 @@ AT&T's faces of people s1-s20, then measured on s21-s40; docs/benchmarks.md, Peo
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from fer_mine.errors import FerMineError
@@ -31,28 +33,83 @@ def check_people_extra() -> None:
         raise FerMineError("--people needs scikit-learn: pip install 'fer-mine[people]'") from None
 
 
+# Beyond EXACT_FACES faces, grouping goes through a vector index (faiss, HNSW) instead of every
+# pair: average linkage along each face's NEIGHBOURS nearest faces (sklearn's connectivity), and a
+# new face weighed against the people among its nearest known faces, each by at most
+# PERSON_SAMPLE of their faces. Memory and time then grow with faces x neighbours, not faces²
+# (benchmarks/people_scale.py); below it, the exact rule that people_quality measured
+EXACT_FACES = 5000
+NEIGHBOURS = 30
+PERSON_SAMPLE = 256
+
+
 def cluster(embeddings: np.ndarray, distance: float = PERSON_DISTANCE, linkage: str = LINKAGE) -> np.ndarray:
-    """A group number per embedding (0, 1, ...): faces closer than `distance` by `linkage`."""
+    """A group number per embedding (0, 1, ...): faces closer than `distance` by `linkage`; past
+    EXACT_FACES, merges only along the nearest-neighbour graph."""
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), np.int64)
     from sklearn.cluster import AgglomerativeClustering
 
-    model = AgglomerativeClustering(n_clusters=None, distance_threshold=distance, linkage=linkage)
-    return model.fit_predict(embeddings).astype(np.int64)
+    connectivity = None if len(embeddings) <= EXACT_FACES else _neighbour_graph(embeddings)
+    model = AgglomerativeClustering(n_clusters=None, distance_threshold=distance, linkage=linkage,
+                                    connectivity=connectivity)  # fmt: skip
+    with warnings.catch_warnings():  # a graph in several parts is joined up by sklearn: as wanted
+        warnings.filterwarnings("ignore", message=".*connected components.*")
+        return model.fit_predict(embeddings).astype(np.int64)
+
+
+def _index(vectors: np.ndarray):
+    """A faiss HNSW index over `vectors` (Euclidean), deterministic for the same input."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 32)
+    index.hnsw.efConstruction, index.hnsw.efSearch = 80, 64
+    index.add(np.ascontiguousarray(vectors, np.float32))
+    return index
+
+
+def _neighbour_graph(vectors: np.ndarray):
+    """Each face linked to its NEIGHBOURS nearest (a sparse, symmetric connectivity matrix)."""
+    from scipy.sparse import csr_matrix
+
+    _, found = _index(vectors).search(np.ascontiguousarray(vectors, np.float32), NEIGHBOURS + 1)
+    rows = np.repeat(np.arange(len(vectors)), found.shape[1])
+    cols = found.reshape(-1)
+    keep = cols >= 0
+    graph = csr_matrix(
+        (np.ones(int(keep.sum()), np.int8), (rows[keep], cols[keep])), shape=(len(vectors),) * 2
+    )
+    return graph.maximum(graph.T)
 
 
 def join_known(
     embeddings: np.ndarray, known: np.ndarray, known_people: np.ndarray, distance: float = PERSON_DISTANCE
 ) -> np.ndarray:
     """For each new embedding, the known person whose faces lie closest on average (the same
-    rule as `cluster`'s average linkage), if within `distance`; else -1."""
+    rule as `cluster`'s average linkage), if within `distance`; else -1. Past EXACT_FACES known
+    faces, the people among its NEIGHBOURS nearest known faces are the candidates, each weighed
+    by at most PERSON_SAMPLE of its faces."""
     people = np.unique(known_people)
     if not len(embeddings) or not len(people):
         return np.full(len(embeddings), -1, np.int64)
-    gaps = np.linalg.norm(embeddings[:, None, :] - known[None, :, :], axis=2)
-    mean_gap = np.stack([gaps[:, known_people == p].mean(axis=1) for p in people], axis=1)
-    best = mean_gap.argmin(axis=1)
-    return np.where(mean_gap[np.arange(len(embeddings)), best] < distance, people[best], -1)
+    if len(known) <= EXACT_FACES:  # every pair: a new x known matrix of distances, no more
+        squared = (embeddings**2).sum(1)[:, None] + (known**2).sum(1)[None, :] - 2 * embeddings @ known.T
+        gaps = np.sqrt(np.maximum(squared, 0.0))
+        mean_gap = np.stack([gaps[:, known_people == p].mean(axis=1) for p in people], axis=1)
+        best = mean_gap.argmin(axis=1)
+        return np.where(mean_gap[np.arange(len(embeddings)), best] < distance, people[best], -1)
+    _, found = _index(known).search(np.ascontiguousarray(embeddings, np.float32), NEIGHBOURS)
+    candidates = np.where(found >= 0, known_people[np.maximum(found, 0)], -1)
+    faces_of = {int(p): known[known_people == p][:PERSON_SAMPLE] for p in np.unique(candidates) if p >= 0}
+    joined = np.full(len(embeddings), -1, np.int64)
+    for i, vector in enumerate(embeddings):
+        best, best_gap = -1, distance
+        for person in dict.fromkeys(int(p) for p in candidates[i] if p >= 0):
+            gap = float(np.linalg.norm(faces_of[person] - vector, axis=1).mean())
+            if gap < best_gap:
+                best, best_gap = person, gap
+        joined[i] = best
+    return joined
 
 
 def tracks(
@@ -93,13 +150,14 @@ def pair_scores(truth: np.ndarray, groups: np.ndarray) -> dict[str, float]:
     the adjusted Rand index."""
     from sklearn.metrics import adjusted_rand_score
 
-    upper = np.triu_indices(len(truth), 1)
-    same = (truth[:, None] == truth[None, :])[upper]
-    together = (groups[:, None] == groups[None, :])[upper]
-    both = float(np.sum(same & together))
+    def pairs(*labels: np.ndarray) -> float:  # pairs sharing every label given, from counts: O(n)
+        _, counts = np.unique(np.stack(labels, axis=1), axis=0, return_counts=True)
+        return float((counts.astype(np.float64) * (counts - 1) / 2).sum())
+
+    both, same, together = pairs(truth, groups), pairs(truth), pairs(groups)
     return {
-        "pair_precision": both / max(1.0, float(together.sum())),
-        "pair_recall": both / max(1.0, float(same.sum())),
+        "pair_precision": both / max(1.0, together),
+        "pair_recall": both / max(1.0, same),
         "ari": float(adjusted_rand_score(truth, groups)),
         "people": len(np.unique(truth)),
         "groups": len(np.unique(groups)),

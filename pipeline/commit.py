@@ -31,13 +31,31 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()  # this process's commit steps, for `
 _STOPPING = threading.Event()
 
 
-def _launcher_gone(launcher: int) -> bool:
-    """In a local worker process (a child of the launching process): whether the launcher died."""
-    return os.getpid() != launcher and os.getppid() != launcher
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (Linux); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
-def _exit_with_launcher(launcher: int) -> None:
-    while not _launcher_gone(launcher):
+def _ancestors() -> list[int]:
+    pids, pid = [], os.getpid()
+    while pid > 1 and (fields := _stat(pid)):
+        pid = int(fields[1])  # the parent
+        pids.append(pid)
+    return pids
+
+
+def _started(pid: int) -> str | None:
+    """A live process's start time (so that a reused pid is not taken for it); None once it died."""
+    fields = _stat(pid)
+    return fields[19] if fields and fields[0] not in ("Z", "X") else None
+
+
+def _exit_with_launcher(launcher: int, started: str) -> None:
+    while _started(launcher) == started:
         time.sleep(0.2)
     os._exit(1)
 
@@ -50,11 +68,15 @@ class CommitPieces(beam.DoFn):
         self.commit_every, self.commit_faces = commit_every, commit_faces
 
     def setup(self) -> None:
-        # a local worker process (its parent the launcher) follows the launcher out; workers of
-        # other runners are not its children, and their runner retires them
-        self.local_child = os.getpid() != self.launcher and os.getppid() == self.launcher
+        # a local worker process (the launcher among its ancestors: Beam starts workers through a
+        # shell) follows the launcher out; workers on other machines are not its descendants, and
+        # their runner retires them
+        self.started = _started(self.launcher)
+        self.local_child = os.getpid() != self.launcher and self.launcher in _ancestors()
         if self.local_child:
-            threading.Thread(target=_exit_with_launcher, args=(self.launcher,), daemon=True).start()
+            threading.Thread(
+                target=_exit_with_launcher, args=(self.launcher, self.started), daemon=True
+            ).start()
         self.lock = threading.Lock()
         self.open: dict[str, dict[str, list[dict]]] = {}  # file uri -> rows so far (a video in progress)
         self.done: dict[str, dict[str, list[dict]]] = {}  # finished files, not yet committed
@@ -89,8 +111,8 @@ class CommitPieces(beam.DoFn):
         """The finished files' rows as one piece (called with the lock held)."""
         if not self.done:
             return
-        if self.local_child and _launcher_gone(self.launcher):
-            os._exit(1)
+        if self.local_child and _started(self.launcher) != self.started:
+            os._exit(1)  # the launcher died: the next run may be planning already
         tables = {}
         for table in pieces.PIECE_TABLES:
             rows = [row for file_rows in self.done.values() for row in file_rows.get(table, ())]

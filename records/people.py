@@ -98,18 +98,28 @@ def _read(path: str, table: str, schema: pa.Schema) -> pa.Table:
 
 def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
     """Every embedded face of the output, one row per face (the latest run's where several
-    runs embedded it): its key and its embedding."""
-    latest: dict[tuple, tuple[object, list[float]]] = {}
+    runs embedded it): its key and its embedding. Deduplicated in Arrow, the vectors one numpy
+    array: millions of faces never become Python lists of floats."""
+    parts = []
     for path in _tables(output, "embeddings"):
         check_table_file(path, "embeddings")
-        rows = store.read_table(path, [*KEY, "embedding", "processed_at"]).to_pylist()
-        for row in rows:
-            key = tuple(row[k] for k in KEY)
-            if key not in latest or row["processed_at"] >= latest[key][0]:
-                latest[key] = (row["processed_at"], row["embedding"])
-    keys = _in_order(latest)
-    vectors = np.array([latest[k][1] for k in keys], np.float32).reshape(len(keys), EMBEDDING_SIZE)
-    return keys, vectors
+        parts.append(
+            store.read_table(path, [*KEY, "embedding", "processed_at"]).replace_schema_metadata(None)
+        )
+    if not parts:
+        return [], np.zeros((0, EMBEDDING_SIZE), np.float32)
+    table = pa.concat_tables(parts)
+    table = table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
+    table = table.sort_by([("uri", "ascending"), ("frame_key", "ascending"), ("face_index", "ascending"),
+                           ("processed_at", "descending")])  # fmt: skip
+    uri, frame, face = (table[c].to_numpy(zero_copy_only=False) for c in ("uri", "frame_key", "face_index"))
+    first = np.ones(len(uri), bool)  # the latest row of each face: the first of its key
+    first[1:] = (uri[1:] != uri[:-1]) | (frame[1:] != frame[:-1]) | (face[1:] != face[:-1])
+    chosen = table.filter(pa.array(first))
+    vectors = chosen["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    frames = chosen["frame_index"].to_pylist()
+    keys = list(zip(chosen["uri"].to_pylist(), frames, chosen["face_index"].to_pylist(), strict=True))
+    return keys, vectors.astype(np.float32).reshape(len(keys), EMBEDDING_SIZE)
 
 
 def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, list[dict]]]:

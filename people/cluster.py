@@ -26,31 +26,51 @@ SPLIT_DISTANCE = 0.4
 
 
 def check_people_extra() -> None:
-    """Grouping faces into people needs scikit-learn: one line, not a traceback, when it is absent."""
+    """Grouping faces into people needs scikit-learn and faiss: one line, not a traceback, when
+    either is absent."""
     try:
+        import faiss  # noqa: F401
         import sklearn  # noqa: F401
     except ImportError:
-        raise FerMineError("--people needs scikit-learn: pip install 'fer-mine[people]'") from None
+        raise FerMineError("--people needs scikit-learn and faiss: pip install 'fer-mine[people]'") from None
 
 
 # Beyond EXACT_FACES faces, grouping goes through a vector index (faiss, HNSW) instead of every
-# pair: average linkage along each face's NEIGHBOURS nearest faces (sklearn's connectivity), and a
-# new face weighed against the people among its nearest known faces, each by at most
-# PERSON_SAMPLE of their faces. Memory and time then grow with faces x neighbours, not faces²
-# (benchmarks/people_scale.py); below it, the exact rule that people_quality measured
+# pair. Average linkage never puts two faces in one person unless a chain of faces, each closer
+# than the distance to the next, joins them; so the faces are first split into such chains'
+# parts, found among each face's NEIGHBOURS nearest, and average linkage then runs, exactly, in
+# each part on its own. A new face is weighed against the people among its nearest known faces,
+# each by at most PERSON_SAMPLE of their faces. Time and memory then grow with the faces times
+# the neighbours, and with the square of the largest part only (benchmarks/people_scale.py)
 EXACT_FACES = 5000
 NEIGHBOURS = 30
 PERSON_SAMPLE = 256
 
 
 def cluster(embeddings: np.ndarray, distance: float = PERSON_DISTANCE, linkage: str = LINKAGE) -> np.ndarray:
-    """A group number per embedding (0, 1, ...): faces closer than `distance` by `linkage`; past
-    EXACT_FACES, merges only along the nearest-neighbour graph."""
+    """A group number per embedding (0, 1, ...): faces closer than `distance` by `linkage`."""
+    if len(embeddings) <= EXACT_FACES:
+        return _exact(embeddings, distance, linkage)
+    parts = _chained_parts(embeddings, distance)
+    order = np.argsort(parts, kind="stable")
+    bounds = np.flatnonzero(np.diff(parts[order])) + 1
+    groups = np.empty(len(embeddings), np.int64)
+    taken = 0
+    for members in np.split(order, bounds):
+        found = _exact(embeddings[members], distance, linkage, connected=len(members) > EXACT_FACES)
+        groups[members] = found + taken
+        taken += int(found.max()) + 1
+    return groups
+
+
+def _exact(embeddings: np.ndarray, distance: float, linkage: str, connected: bool = False) -> np.ndarray:
+    """scikit-learn's agglomerative clustering over every pair; `connected`, for a part too large
+    for every pair, along the nearest-neighbour graph only (an approximation of the linkage)."""
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), np.int64)
     from sklearn.cluster import AgglomerativeClustering
 
-    connectivity = None if len(embeddings) <= EXACT_FACES else _neighbour_graph(embeddings)
+    connectivity = _neighbour_graph(embeddings) if connected else None
     model = AgglomerativeClustering(n_clusters=None, distance_threshold=distance, linkage=linkage,
                                     connectivity=connectivity)  # fmt: skip
     with warnings.catch_warnings():  # a graph in several parts is joined up by sklearn: as wanted
@@ -68,17 +88,33 @@ def _index(vectors: np.ndarray):
     return index
 
 
+def _neighbours(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(face, neighbour, squared distance) for each face's NEIGHBOURS nearest."""
+    squared, found = _index(vectors).search(np.ascontiguousarray(vectors, np.float32), NEIGHBOURS + 1)
+    rows = np.repeat(np.arange(len(vectors)), found.shape[1])
+    keep = found.reshape(-1) >= 0
+    return rows[keep], found.reshape(-1)[keep], squared.reshape(-1)[keep]
+
+
+def _chained_parts(vectors: np.ndarray, distance: float) -> np.ndarray:
+    """A part number per face: faces joined by a chain of neighbours each closer than `distance`."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows, cols, squared = _neighbours(vectors)
+    close = squared < distance**2
+    graph = csr_matrix(
+        (np.ones(int(close.sum()), np.int8), (rows[close], cols[close])), shape=(len(vectors),) * 2
+    )
+    return connected_components(graph, directed=False)[1]
+
+
 def _neighbour_graph(vectors: np.ndarray):
     """Each face linked to its NEIGHBOURS nearest (a sparse, symmetric connectivity matrix)."""
     from scipy.sparse import csr_matrix
 
-    _, found = _index(vectors).search(np.ascontiguousarray(vectors, np.float32), NEIGHBOURS + 1)
-    rows = np.repeat(np.arange(len(vectors)), found.shape[1])
-    cols = found.reshape(-1)
-    keep = cols >= 0
-    graph = csr_matrix(
-        (np.ones(int(keep.sum()), np.int8), (rows[keep], cols[keep])), shape=(len(vectors),) * 2
-    )
+    rows, cols, _ = _neighbours(vectors)
+    graph = csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(len(vectors),) * 2)
     return graph.maximum(graph.T)
 
 

@@ -337,3 +337,28 @@ def test_run_people_over_an_output_mined_without_it_embeds_its_recorded_faces(tm
     assert grouping(later) == grouping(fresh)
     again = CliRunner().invoke(main, ["run", "--input", str(photos), "--output", str(later), "--people"])
     assert again.exit_code == 0 and "0 new face embeddings" in again.output
+
+
+def test_grouping_at_scale_is_the_exact_grouping_and_grows_near_linearly(monkeypatch):
+    """Past EXACT_FACES the grouping splits faces into chained parts through a vector index and
+    runs average linkage in each: the same groups as over every pair, and memory that grows
+    with the faces, not their square (benchmarks/people_scale.py at 200,000 faces)."""
+    import tracemalloc
+
+    from benchmarks.people_scale import identities, vectors
+    from fer_mine.people import cluster as grouping
+
+    rng = np.random.default_rng(0)
+    owner = identities(2000, 20, rng)
+    faces = vectors(owner, rng, {})
+    exact = grouping.cluster(faces)
+    monkeypatch.setattr(grouping, "EXACT_FACES", 100)
+    assert pair_scores(exact, grouping.cluster(faces))["ari"] == 1.0
+    peaks = []
+    for n in (2000, 8000):
+        more = vectors(identities(n, 20, rng), rng, {})
+        tracemalloc.start()
+        grouping.cluster(more)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] <= 5 * peaks[0]  # every pair would be 16x

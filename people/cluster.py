@@ -39,7 +39,7 @@ def check_people_extra() -> None:
 # pair. Average linkage never puts two faces in one person unless a chain of faces, each closer
 # than the distance to the next, joins them; so the faces are first split into such chains'
 # parts, found among each face's NEIGHBOURS nearest, and average linkage then runs, exactly, in
-# each part on its own. A new face is weighed against the people among its nearest known faces,
+# each part on its own (a part too large is split by tighter chains: `_by_parts`). A new face is weighed against the people among its nearest known faces,
 # each by at most PERSON_SAMPLE of their faces. Time and memory then grow with the faces times
 # the neighbours, and with the square of the largest part only (benchmarks/people_scale.py)
 EXACT_FACES = 5000
@@ -51,13 +51,27 @@ def cluster(embeddings: np.ndarray, distance: float = PERSON_DISTANCE, linkage: 
     """A group number per embedding (0, 1, ...): faces closer than `distance` by `linkage`."""
     if len(embeddings) <= EXACT_FACES:
         return _exact(embeddings, distance, linkage)
-    parts = _chained_parts(embeddings, distance)
+    return _by_parts(embeddings, distance, linkage, distance)
+
+
+def _by_parts(embeddings: np.ndarray, distance: float, linkage: str, chain: float) -> np.ndarray:
+    """Average linkage run in each part of faces chained closer than `chain`. A part still larger
+    than EXACT_FACES (look-alike people chained through a few close faces, in a large archive) is
+    split again with chains 10% tighter: faces of one person lie far closer than the distance,
+    so that splits people from each other, seldom one person; down to half the distance, past
+    which the part is grouped along its neighbour graph."""
+    parts = _chained_parts(embeddings, chain)
     order = np.argsort(parts, kind="stable")
     bounds = np.flatnonzero(np.diff(parts[order])) + 1
     groups = np.empty(len(embeddings), np.int64)
     taken = 0
     for members in np.split(order, bounds):
-        found = _exact(embeddings[members], distance, linkage, connected=len(members) > EXACT_FACES)
+        if len(members) <= EXACT_FACES:
+            found = _exact(embeddings[members], distance, linkage)
+        elif chain * 0.9 >= distance / 2:
+            found = _by_parts(embeddings[members], distance, linkage, chain * 0.9)
+        else:
+            found = _exact(embeddings[members], distance, linkage, connected=True)
         groups[members] = found + taken
         taken += int(found.max()) + 1
     return groups

@@ -352,7 +352,7 @@ def test_grouping_at_scale_is_the_exact_grouping_and_grows_near_linearly(monkeyp
     owner = identities(2000, 20, rng)
     faces = vectors(owner, rng, {})
     exact = grouping.cluster(faces)
-    monkeypatch.setattr(grouping, "EXACT_FACES", 100)
+    monkeypatch.setattr(grouping, "EXACT_FACES", 1000)  # parts of a few dozen: each exact
     assert pair_scores(exact, grouping.cluster(faces))["ari"] == 1.0
     peaks = []
     for n in (2000, 8000):

@@ -56,17 +56,20 @@ def recorded_uris(output: str, card: ModelCard, tta: bool, precision: str) -> se
     return done
 
 
+CALIBRATION = "_calibration"  # the calibration each model's records were made with (not a piece)
+
+
 def keep_one_calibration(output: str, card: ModelCard, tta: bool, precision: str, recorded: bool) -> None:
     """An output holds one calibration per model: `calibrate` rewrites a card's temperature and
     `quantize` its margin without changing the weights' sha256, and records made with two would
     not compare (confidence, `uncertain`). The output names the one its records were made with
-    (`_commits/calibration-<model sha256>-<tta>-<precision>.json`), and a run with another is
+    (`_calibration/<model sha256>-<tta>-<precision>.json`), and a run with another is
     refused, as one with the other TTA setting or precision is. Outputs from before this file
     take the first run's."""
     used = {"temperature": card.temperature(tta), "uncertain_below": card.uncertain_below(tta),
             "refine_margin": card.int8.get("refine_margin") if precision == "int8" else None}  # fmt: skip
-    name = f"calibration-{card.sha256[:16]}-{'tta' if tta else 'plain'}-{precision}.json"
-    path = store.join(output, pieces.COMMITS, name)
+    name = f"{card.sha256[:16]}-{'tta' if tta else 'plain'}-{precision}.json"
+    path = store.join(output, CALIBRATION, name)
     if recorded and store.is_file(path):
         before = json.loads(store.read_text(path))
         if before != used:
@@ -134,7 +137,7 @@ def plan_run(settings: RunSettings) -> RunPlan:
         found += files
     store.make_folder(output)
     if settings.overwrite:
-        for table in (*pieces.PIECE_TABLES, pieces.COMMITS):
+        for table in (*pieces.PIECE_TABLES, pieces.COMMITS, CALIBRATION):
             store.delete_tree(store.join(output, table))
         # who is who goes with the records; what was forgotten stays forgotten
         store.delete([p for t in ("persons", "names") if store.is_file(p := people_file(output, t))])

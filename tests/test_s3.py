@@ -94,8 +94,9 @@ def test_a_run_writes_the_tables_into_the_bucket_and_a_rerun_adds_nothing(s3, mi
     client, _, _ = s3
     prefix, local = mined
     written = keys(client, f"{prefix}/")
-    # tables with rows, and the markers that commit them (no errors or videos here: no files for them)
-    assert {k.split("/")[1] for k in written} == {"faces", "images", "_commits"}
+    # tables with rows, the markers that commit them, the calibration they were made with (no
+    # errors or videos here: no files for them)
+    assert {k.split("/")[1] for k in written} == {"faces", "images", "_commits", "_calibration"}
     pieces = {k.split("/")[-1].rsplit(".", 1)[0] for k in written if "/_commits/" in k}
     assert {k.split("/")[-1].rsplit(".", 1)[0] for k in written if "/faces/" in k} <= pieces
     import duckdb as db

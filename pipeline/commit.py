@@ -99,13 +99,11 @@ class CommitPieces(beam.DoFn):
                 if self.images >= self.commit_every or self.faces >= self.commit_faces:
                     self._commit()
 
-    def finish_bundle(self) -> None:
-        with self.lock:
-            self._commit()
-
     def commit_finished(self) -> None:
         with self.lock:
             self._commit()
+
+    finish_bundle = commit_finished
 
     def _commit(self) -> None:
         """The finished files' rows as one piece (called with the lock held)."""

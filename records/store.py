@@ -181,52 +181,44 @@ def read_table(path: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(handle, columns=columns)
 
 
+def _write_whole(path: str, write) -> None:
+    """`write(handle)` into a file whole or not at all: locally through a temporary name, so a
+    killed command leaves the old file; an object store puts an object whole or not at all."""
+    if not is_remote(path):
+        with storage_errors(f"cannot write {path}"):
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            partial = f"{path}.partial"
+            with open(partial, "wb") as handle:
+                write(handle)
+            os.replace(partial, path)
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+
+    with (
+        storage_errors(f"cannot write {path}"),
+        filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle,
+    ):
+        write(handle)
+
+
 def write_table(table: pa.Table, path: str) -> None:
-    """A whole Parquet file, replacing any there: locally through a temporary name, so a killed
-    command leaves the old file; an object store puts an object whole or not at all."""
-    if not is_remote(path):
-        with storage_errors(f"cannot write {path}"):
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            partial = f"{path}.partial"
-            pq.write_table(table, partial)
-            os.replace(partial, path)
-        return
-    from apache_beam.io.filesystem import CompressionTypes
-
-    with (
-        storage_errors(f"cannot write {path}"),
-        filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle,
-    ):
-        pq.write_table(table, handle)
-
-
-def write_text(text: str, path: str) -> None:
-    """A small file whole or not at all, as `write_table`."""
-    if not is_remote(path):
-        with storage_errors(f"cannot write {path}"):
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            partial = f"{path}.partial"
-            with open(partial, "w") as handle:
-                handle.write(text)
-            os.replace(partial, path)
-        return
-    from apache_beam.io.filesystem import CompressionTypes
-
-    with (
-        storage_errors(f"cannot write {path}"),
-        filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle,
-    ):
-        handle.write(text.encode())
-
-
-def read_text(path: str) -> str:
-    with open_read(path) as handle:
-        return handle.read().decode()
+    """A whole Parquet file, replacing any there."""
+    _write_whole(path, lambda handle: pq.write_table(table, handle))
 
 
 def num_rows(path: str) -> int:
     with open_read(path) as handle:
         return pq.read_metadata(handle).num_rows
+
+
+def write_text(text: str, path: str) -> None:
+    """A small file whole or not at all, as `write_table`."""
+    _write_whole(path, lambda handle: handle.write(text.encode()))
+
+
+def read_text(path: str) -> str:
+    with open_read(path) as handle:
+        return handle.read().decode()
 
 
 def is_file(path: str) -> bool:

@@ -2,11 +2,13 @@
 grouping `run --people` runs (records/people.py, `assign_people`), on synthetic embeddings.
 
     python -m benchmarks.people_scale --faces 200000 [--per-person 20] [--seed 0]
+        [--same 0.32 --different 0.76]
 
 Builds an output (a folder of committed pieces, as `run` writes them) holding N embeddings of
 people of about --per-person faces each (sizes drawn from a geometric law), placed so that two
 faces of one person lie 0.32 apart on average and faces of two people 0.76: the distances dlib's
-network gives AT&T's faces (docs/benchmarks.md, People). Then groups them all, as the first
+network gives AT&T's faces (docs/benchmarks.md, People; --same and --different take another
+population's, such as LFW's East Asian faces: 0.33 and 0.60). Then groups them all, as the first
 `run --people` over an archive does, then adds 10% more faces (of the same people and of new
 ones) and groups again, as the next run does: known faces keep their person, new ones join or
 found persons. Prints each step's time, the process's peak memory (VmHWM) and the pairwise
@@ -42,10 +44,12 @@ def identities(faces: int, per_person: float, rng: np.random.Generator) -> np.nd
     return rng.permutation(owner)
 
 
-def vectors(owner: np.ndarray, rng: np.random.Generator, centres: dict) -> np.ndarray:
-    """Faces around their person's centre: pairwise distances SAME within, OTHER between."""
-    within = SAME / np.sqrt(2 * EMBEDDING_SIZE)
-    between = np.sqrt(OTHER**2 / (2 * EMBEDDING_SIZE) - within**2)
+def vectors(
+    owner: np.ndarray, rng: np.random.Generator, centres: dict, same: float = SAME, other: float = OTHER
+) -> np.ndarray:
+    """Faces around their person's centre: pairwise distances `same` within, `other` between."""
+    within = same / np.sqrt(2 * EMBEDDING_SIZE)
+    between = np.sqrt(other**2 / (2 * EMBEDDING_SIZE) - within**2)
     for person in np.unique(owner):
         if person not in centres:
             centres[person] = rng.normal(0, between, EMBEDDING_SIZE).astype(np.float32)
@@ -84,12 +88,14 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=200_000)
     parser.add_argument("--per-person", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--same", type=float, default=SAME, help="mean distance of two faces of one person")
+    parser.add_argument("--different", type=float, default=OTHER, help="mean distance of two people's faces")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     more = args.faces // 10
     owner = identities(args.faces + more, args.per_person, rng)
     centres: dict = {}
-    data = vectors(owner, rng, centres)
+    data = vectors(owner, rng, centres, args.same, args.different)
     table = Table("step", "faces", "seconds", "peak memory MB", "people found", "true people",
                   "pair precision", "pair recall",
                   title=f"grouping {args.faces:,} synthetic faces, then {more:,} more (about {args.per_person:g} a person)")  # fmt: skip

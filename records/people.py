@@ -1,8 +1,9 @@
 """People in an output: faces with embeddings (`run --people`) grouped into persons whose ids
 stay when new photos arrive, names given to them, and forgetting (embeddings are biometric data).
 
-`people/persons.parquet` maps each embedded face (uri, frame_index, face_index) to a person id;
-`people/names.parquet` maps person ids to names. Both are small and rewritten whole; the
+`people/persons.parquet` maps each embedded face (the picture's sha256, frame index, face index
+and the emotion model whose run found it: never the path, so a changed file or another model's
+faces cannot inherit a person) to a person id; `people/names.parquet` maps person ids to names. Both are small and rewritten whole; the
 embeddings stay in their own table (`embeddings/`), never in `faces`.
 """
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fer_mine.errors import FerMineError
-from fer_mine.people.cluster import check_people_extra, cluster, join_known, tracks
+from fer_mine.people.cluster import check_people_extra, cluster, join_known, person_distance, tracks
 from fer_mine.records import pieces, store
 from fer_mine.records.schema import (
     EMBEDDING_SIZE,
@@ -27,8 +28,8 @@ from fer_mine.records.schema import (
     check_table_file,
 )
 
-KEY = ("uri", "frame_index", "face_index")
-JOIN_KEY = ["uri", "frame_key", "face_index"]  # KEY with -1 for a photo's null frame index
+KEY = ("image_sha256", "frame_index", "face_index", "model_sha256")
+JOIN_KEY = ["image_sha256", "frame_key", "face_index", "model_sha256"]  # -1 for a photo's null frame index
 
 
 def people_file(output: str, table: str) -> str:
@@ -76,8 +77,8 @@ def _next_id(output: str, assigned: dict[tuple, str]) -> int:
 
 
 def _in_order(keys) -> list[tuple]:
-    """Face keys by file, frame (photos first) and face."""
-    return sorted(keys, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
+    """Face keys by picture, frame (photos first), face and model."""
+    return sorted(keys, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2], k[3]))
 
 
 def _tables(output: str, table: str) -> list[str]:
@@ -110,15 +111,14 @@ def embeddings(output: str) -> tuple[list[tuple], np.ndarray]:
         return [], np.zeros((0, EMBEDDING_SIZE), np.float32)
     table = pa.concat_tables(parts)
     table = table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
-    table = table.sort_by([("uri", "ascending"), ("frame_key", "ascending"), ("face_index", "ascending"),
-                           ("processed_at", "descending")])  # fmt: skip
-    uri, frame, face = (table[c].to_numpy(zero_copy_only=False) for c in ("uri", "frame_key", "face_index"))
-    first = np.ones(len(uri), bool)  # the latest row of each face: the first of its key
-    first[1:] = (uri[1:] != uri[:-1]) | (frame[1:] != frame[:-1]) | (face[1:] != face[:-1])
+    # the latest row of each face (a copy of a picture elsewhere is the same face): the first of its key
+    table = table.sort_by([*((c, "ascending") for c in JOIN_KEY), ("processed_at", "descending")])
+    columns = [table[c].to_numpy(zero_copy_only=False) for c in JOIN_KEY]
+    first = np.ones(table.num_rows, bool)
+    first[1:] = np.logical_or.reduce([c[1:] != c[:-1] for c in columns])
     chosen = table.filter(pa.array(first))
     vectors = chosen["embedding"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    frames = chosen["frame_index"].to_pylist()
-    keys = list(zip(chosen["uri"].to_pylist(), frames, chosen["face_index"].to_pylist(), strict=True))
+    keys = list(zip(*(chosen[c].to_pylist() for c in KEY), strict=True))
     return keys, vectors.astype(np.float32).reshape(len(keys), EMBEDDING_SIZE)
 
 
@@ -142,7 +142,7 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
         done.append(keyed(store.read_table(path, list(KEY))).select(JOIN_KEY).replace_schema_metadata(None))
     embedded = pa.concat_tables(done) if done else None
     gone, _ = forgotten(output)
-    columns = [*KEY, "image_sha256", "model_sha256", "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
+    columns = ["uri", *KEY, "box_w", "box_h", "yaw_deg", *LANDMARK_COLUMNS]
     mine = (pc.field("model_sha256") == model_sha) & pc.field(LANDMARK_COLUMNS[0]).is_valid()
     wanted: dict[str, list[dict]] = {}
     for path in files["faces"]:
@@ -165,9 +165,43 @@ def unembedded(output: str, model_sha: str) -> dict[str, tuple[float | None, lis
     return {uri: (fps.get(uri), faces) for uri, faces in wanted.items()}
 
 
+def persons_table(output: str) -> pa.Table:
+    """The persons table (PERSONS), empty when no run grouped people."""
+    path = people_file(output, "persons")
+    if not store.is_file(path):
+        return PERSONS.empty_table()
+    check_table_file(path, "persons")
+    table = store.read_table(path)
+    if "uri" in table.column_names:  # written before persons were keyed by picture: keyed now
+        table = _keyed_by_picture(output, table)
+    return table
+
+
 def persons(output: str) -> dict[tuple, str]:
-    rows = _read(people_file(output, "persons"), "persons", PERSONS).to_pylist()
-    return {tuple(r[k] for k in KEY): r["person_id"] for r in rows}
+    """{face key (KEY): person id}."""
+    table = persons_table(output)
+    keys = zip(*(table[c].to_pylist() for c in KEY), strict=True)
+    return dict(zip(keys, table["person_id"].to_pylist(), strict=True))
+
+
+def _keyed_by_picture(output: str, table: pa.Table) -> pa.Table:
+    """Persons keyed by (uri, frame_index, face_index), as written before, given the picture's
+    sha256 and the model of the embedding recorded at that key (the next write keeps them so)."""
+    paths = _tables(output, "embeddings")
+    found = [store.read_table(p, ["uri", *KEY, "processed_at"]).replace_schema_metadata(None) for p in paths]
+    if not found:
+        return PERSONS.empty_table()
+    old = ["uri", "frame_key", "face_index"]
+    known = pa.concat_tables(found)
+    known = known.append_column("frame_key", pc.fill_null(known["frame_index"], -1)).drop_columns(
+        "frame_index"
+    )
+    table = table.append_column("frame_key", pc.fill_null(table["frame_index"], -1))
+    table = table.select([*old, "frame_index", "person_id"]).join(
+        known.select([*old, "image_sha256", "model_sha256"]), old
+    )
+    table = table.group_by(list(KEY), use_threads=False).aggregate([("person_id", "first")])
+    return table.rename_columns({"person_id_first": "person_id"}).select([*KEY, "person_id"]).cast(PERSONS)
 
 
 def names(output: str) -> dict[str, str]:
@@ -180,11 +214,13 @@ def _number(person_id: str) -> int:
     return int(person_id[1:])
 
 
-def assign_people(output: str) -> dict[str, int]:
+def assign_people(output: str) -> dict[str, int | float]:
     """Give every embedded face a person: a new face joins the nearest known person when close
-    enough; the rest are clustered among themselves into new persons. Known faces keep theirs."""
+    enough; the rest are clustered among themselves into new persons. Known faces keep theirs.
+    How close is this archive's own cut (`person_distance`), measured over all its faces."""
     check_people_extra()
     keys, vectors = embeddings(output)
+    distance = person_distance(vectors)
     index = {k: i for i, k in enumerate(keys)}
     known = {k: p for k, p in persons(output).items() if k in index}  # forgotten faces drop out
     new = [k for k in keys if k not in known]
@@ -192,18 +228,23 @@ def assign_people(output: str) -> dict[str, int]:
         new_vectors = vectors[[index[k] for k in new]]
         known_keys = list(known)
         labels = np.array([_number(known[k]) for k in known_keys], np.int64)
-        joined = join_known(new_vectors, vectors[[index[k] for k in known_keys]], labels)
+        joined = join_known(new_vectors, vectors[[index[k] for k in known_keys]], labels, distance)
         for k, person in zip(new, joined, strict=True):
             if person >= 0:
                 known[k] = f"P{person}"
         rest = [k for k in new if k not in known]
         next_id = _next_id(output, known)
-        groups = cluster(vectors[[index[k] for k in rest]])
+        groups = cluster(vectors[[index[k] for k in rest]], distance)
         for k, group in zip(rest, groups, strict=True):
             known[k] = f"P{next_id + int(group)}"
     known = follow_tracks(output, known, {k: vectors[i] for k, i in index.items()})
     _write_persons(output, known)
-    return {"faces": len(known), "people": len(set(known.values())), "new_faces": len(new)}
+    return {
+        "faces": len(known),
+        "people": len(set(known.values())),
+        "new_faces": len(new),
+        "distance": distance,
+    }
 
 
 def follow_tracks(output: str, known: dict[tuple, str], vectors: dict[tuple, np.ndarray]) -> dict[tuple, str]:
@@ -212,22 +253,23 @@ def follow_tracks(output: str, known: dict[tuple, str], vectors: dict[tuple, np.
     without an embedding (too turned, too small for one) get that person too."""
     boxes: dict[str, dict[int, list]] = {}
     for path in _tables(output, "faces"):
-        table = store.read_table(path, [*KEY, "box_x", "box_y", "box_w", "box_h"])
+        table = store.read_table(path, ["uri", *KEY, "box_x", "box_y", "box_w", "box_h"])
         for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
-            frame = boxes.setdefault(row["uri"], {}).setdefault(row["frame_index"], [])
+            # each model's faces of a video are tracked apart: they are its run's own records
+            frame = boxes.setdefault((row["uri"], row["model_sha256"]), {}).setdefault(row["frame_index"], [])
             key = tuple(row[k] for k in KEY)
-            if all(key != f[0] for f in frame):  # runs of several models hold the same faces
+            if all(key != f[0] for f in frame):  # a video recorded twice by the same model
                 frame.append(
                     (key, (row["box_x"], row["box_y"], row["box_w"], row["box_h"]), vectors.get(key))
                 )
-    sampled: dict[str, list[int]] = {}
+    sampled: dict[tuple[str, str], list[int]] = {}
     for path in _tables(output, "images"):
-        table = store.read_table(path, ["uri", "frame_index"])
+        table = store.read_table(path, ["uri", "frame_index", "model_sha256"])
         for row in table.filter(pc.is_valid(table["frame_index"])).to_pylist():
-            sampled.setdefault(row["uri"], []).append(row["frame_index"])
+            sampled.setdefault((row["uri"], row["model_sha256"]), []).append(row["frame_index"])
     result = dict(known)
-    for uri, frames in boxes.items():
-        order = sorted(set(sampled.get(uri, [])) | set(frames))
+    for video, frames in boxes.items():
+        order = sorted(set(sampled.get(video, [])) | set(frames))
         for track in tracks([frames.get(f, []) for f in order]):
             votes = [known[k] for k in track if k in known]
             if votes:
@@ -242,8 +284,10 @@ def name_person(output: str, person_id: str, name: str) -> None:
 
 
 def _write_persons(output: str, assigned: dict[tuple, str]) -> None:
-    rows = [{**dict(zip(KEY, k, strict=True)), "person_id": assigned[k]} for k in _in_order(assigned)]
-    store.write_table(pa.Table.from_pylist(rows, schema=PERSONS), people_file(output, "persons"))
+    order = _in_order(assigned)
+    columns = {c: [k[i] for k in order] for i, c in enumerate(KEY)}
+    table = pa.table({**columns, "person_id": [assigned[k] for k in order]}).cast(PERSONS)
+    store.write_table(table, people_file(output, "persons"))
     _issue(output, assigned)
 
 

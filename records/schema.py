@@ -156,10 +156,11 @@ EMBEDDINGS = pa.schema(
 # file each under the output's people/ folder, rewritten whole (small: a row per face, per person)
 PEOPLE_FOLDER = "people"
 PERSONS = pa.schema(
-    [
-        pa.field("uri", pa.string(), nullable=False),
+    [  # a face: the picture's hash, never its path (a changed file must not inherit a person)
+        pa.field("image_sha256", pa.string(), nullable=False),
         pa.field("frame_index", pa.int64()),
         pa.field("face_index", pa.int32(), nullable=False),
+        pa.field("model_sha256", pa.string(), nullable=False),  # the run whose faces these are
         pa.field("person_id", pa.string(), nullable=False),  # P1, P2, ...: kept across runs
     ],
     metadata={"fer_mine_table": "persons", "fer_mine_schema": SCHEMA_VERSION},

@@ -16,7 +16,7 @@ import pyarrow.dataset as pads
 from fer_mine.errors import FerMineError
 from fer_mine.media.quality import QUALITY_SQL
 from fer_mine.records import pieces, store
-from fer_mine.records.people import people_file
+from fer_mine.records.people import people_file, persons_table
 from fer_mine.records.schema import SCHEMAS, TABLES, check_table_file
 from fer_mine.reports.params import ReportParams
 from fer_mine.reports.registry import REPORTS
@@ -125,6 +125,9 @@ class Archive:
                 self.con.register(f"all_{table}", SCHEMAS[table].empty_table())
                 continue
             check_table_file(path, table)
+            if table == "persons" and "uri" in store.read_schema(path).names:  # keyed by path before
+                self.con.register("all_persons", persons_table(self.output))
+                continue
             if store.is_remote(path):  # a row per face at most: read whole, through the store
                 self.con.register(f"all_{table}", store.read_table(path))
                 continue
@@ -132,12 +135,15 @@ class Archive:
             self.con.execute(
                 f"CREATE VIEW all_{table} AS SELECT * FROM read_parquet(getvariable('{table}_file'))"
             )
+        # faces meet their person on the picture's hash and the model, never the path: a changed
+        # file, or another model's faces, cannot take someone else's person
         self.con.execute(
-            "CREATE VIEW people_of AS SELECT p.uri AS p_uri, p.frame_index AS p_frame, p.face_index AS p_face, "
-            "p.person_id, n.name AS person_name FROM all_persons p LEFT JOIN all_names n USING (person_id)"
+            "CREATE VIEW people_of AS SELECT p.image_sha256 AS p_sha, p.frame_index AS p_frame, "
+            "p.face_index AS p_face, p.model_sha256 AS p_model, p.person_id, n.name AS person_name "
+            "FROM all_persons p LEFT JOIN all_names n USING (person_id)"
         )
-        return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON uri = p_uri AND face_index = p_face "
-                "AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip
+        return ("person_id, person_name FROM all_faces LEFT JOIN people_of ON image_sha256 = p_sha "
+                "AND face_index = p_face AND model_sha256 = p_model AND frame_index IS NOT DISTINCT FROM p_frame")  # fmt: skip
 
     def coverage(self, rests_on: tuple[str, str] | None = None) -> dict:
         """How many faces the figures rest on, and how many each filter left out, and those the

@@ -63,6 +63,23 @@ def test_one_person_in_several_photos_is_one_and_two_people_stay_two():
     assert len(set(groups[:4])) == 1 and len(set(groups[4:])) == 1 and groups[0] != groups[4]
 
 
+def test_the_cut_follows_each_archive_so_people_who_lie_closer_together_stay_apart():
+    """A population whose people lie closer together (same person 0.30 apart, two people 0.50:
+    a fixed cut of 0.55 makes them one) keeps its people apart; one person's faces stay one."""
+    from benchmarks.people_scale import identities, vectors
+    from fer_mine.people.cluster import MAX_DISTANCE, person_distance
+
+    rng = np.random.default_rng(0)
+    owner = identities(200, 20, rng)
+    close = vectors(owner, rng, {}, same=0.30, other=0.50)
+    assert pair_scores(owner, cluster(close, MAX_DISTANCE))["ari"] < 0.5  # the old fixed cut merges them
+    assert person_distance(close) < 0.45 and pair_scores(owner, cluster(close))["ari"] > 0.9
+    alone = vectors(np.zeros(30, np.int64), rng, {}, same=0.32, other=0.76)
+    assert len(set(cluster(alone).tolist())) == 1
+    bursts = np.repeat(alone[:3], 10, axis=0) + rng.normal(0, 0.001, (30, alone.shape[1])).astype(np.float32)
+    assert len(set(cluster(bursts).tolist())) == 1  # near-identical photos do not shrink the cut to nothing
+
+
 def test_chip_puts_the_landmarks_where_dlib_expects_them():
     points = np.array([[40, 52], [80, 50], [61, 75], [45, 95], [78, 93]], dtype=np.float64)
     matrix = similarity(points, TEMPLATE)
@@ -217,6 +234,25 @@ def test_forgetting_lasts_until_unforget_and_no_person_id_is_given_twice(tmp_pat
     (again,) = _astronaut_faces(after)
     itself = CliRunner().invoke(main, ["people", "merge", str(output), again, again])
     assert itself.exit_code == 2 and "itself" in itself.output
+
+
+def test_a_changed_photo_file_does_not_inherit_the_person_of_the_picture_it_replaced(tmp_path):
+    """People attach to the picture's hash and the model, not the path: a file replaced by
+    another picture, then recorded by another model, gets the person of the face it now holds."""
+    photos, output = tmp_path / "photos", tmp_path / "mined"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for name, source in (("a", "astronaut"), ("b", "astronaut"), ("c", "camera"), ("d", "camera")):
+        cv2.imwrite(
+            str(photos / f"{name}.jpg"), portrait(rng, int(rng.integers(220, 320)), 0.4, source).image
+        )
+    _run(photos, output, "--people")
+    before = {path: person for (path, _), person in _people_of(output).items()}
+    assert before["a.jpg"] == before["b.jpg"] != before["c.jpg"] == before["d.jpg"]
+    cv2.imwrite(str(photos / "a.jpg"), portrait(rng, 260, 0.4, "camera").image)  # another picture now
+    _run(photos, output, "--people", "--model", "amacnn-fer2013-fast")
+    after = {path: person for (path, _), person in _people_of(output).items()}  # the latest model's faces
+    assert after["a.jpg"] == after["c.jpg"] == before["c.jpg"] and after["b.jpg"] == before["b.jpg"]
 
 
 def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):

@@ -66,7 +66,7 @@ def write(output: str, start: int, batch: np.ndarray, piece: str) -> None:
     n = len(batch)
     uris = [f"/photos/p{start + i:08d}.jpg" for i in range(n)]
     embeddings = pa.table({
-        "run_id": [RUN] * n, "path": uris, "uri": uris, "folder": [""] * n, "image_sha256": ["0" * 64] * n,
+        "run_id": [RUN] * n, "path": uris, "uri": uris, "folder": [""] * n, "image_sha256": [f"{start + i:064x}" for i in range(n)],
         "frame_index": pa.nulls(n, pa.int64()), "face_index": pa.array(np.zeros(n, np.int32)),
         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(batch.reshape(-1)), EMBEDDING_SIZE),
         "embedder_sha256": ["e" * 64] * n, "model_sha256": ["m" * 64] * n, "processed_at": pa.array([now] * n),
@@ -107,7 +107,7 @@ def main() -> None:
             counts = assign_people(output)
             seconds = time.perf_counter() - began
             given = persons(output)
-            index = [int(k[0][-12:-4]) for k in given]
+            index = [int(k[0], 16) for k in given]  # each face's picture hash is its number
             groups = np.unique(list(given.values()), return_inverse=True)[1]
             scores = pair_scores(owner[index], groups)
             table.add_row("first run: every face" if step == 0 else "next run: 10% more joined",

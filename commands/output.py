@@ -309,7 +309,8 @@ def print_run_summary(result: dict, output: str) -> None:
         people = result["people"]
         console.print(
             f"people: {result.get('embeddings', 0)} new face embeddings in {folder}/embeddings/; "
-            f"{people['faces']} faces of {people['people']} people in all; `fer-mine people list {folder}`"
+            f"{people['faces']} faces of {people['people']} people in all (one person within "
+            f"{people['distance']:.2f}, this archive's own cut); `fer-mine people list {folder}`"
         )
 
 

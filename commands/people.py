@@ -15,7 +15,16 @@ def people() -> None:
     \b
     Embeddings are biometric data: made only with `run --people`, kept in their own table
     (OUTPUT/embeddings/), never in the emotion records, and deleted with `people forget`.
+    Every people command first deletes embeddings a stopped or failed run left uncommitted.
     """
+
+
+def _records(output: str):
+    """records.people, once the output's uncommitted embeddings are gone."""
+    from fer_mine.records import people as people_records
+
+    people_records.drop_uncommitted(output)
+    return people_records
 
 
 @people.command("cluster")
@@ -24,11 +33,10 @@ def cluster_people(output) -> None:
     """Group every embedded face of OUTPUT into persons (older runs included). Faces already
     assigned keep their person; a new face joins the nearest person when close enough, and
     the rest are clustered into new persons. `run --people` does this after each run."""
-    from fer_mine.records import people as people_records
-
-    counts = people_records.assign_people(output)
+    counts = _records(output).assign_people(output)
     console.print(
-        f"{counts['faces']} faces of {counts['people']} people ({counts['new_faces']} newly assigned)"
+        f"{counts['faces']} faces of {counts['people']} people ({counts['new_faces']} newly assigned; "
+        f"this archive's faces are one person within {counts['distance']:.2f})"
     )
 
 
@@ -39,6 +47,7 @@ def list_people(output) -> None:
     from fer_mine.reports.archive import Archive
     from fer_mine.reports.params import ReportParams
 
+    _records(output)
     result = Archive(output, ReportParams(min_quality=0.0)).report("people")
     print_people([dict(zip(result.columns, row, strict=True)) for row in result.rows], output)
 
@@ -49,9 +58,7 @@ def list_people(output) -> None:
 @click.argument("name")
 def name_person(output, person_id, name) -> None:
     """Give person PERSON_ID (P1, P2, ...) a NAME; reports show it. It stays across runs."""
-    from fer_mine.records import people as people_records
-
-    people_records.name_person(output, person_id, name)
+    _records(output).name_person(output, person_id, name)
     console.print(f"{person_id} is now {name!r}")
 
 
@@ -61,9 +68,7 @@ def name_person(output, person_id, name) -> None:
 @click.argument("others", nargs=-1, required=True)
 def merge(output, person_id, others) -> None:
     """Make OTHERS one person with PERSON_ID, where the grouping split someone in two."""
-    from fer_mine.records import people as people_records
-
-    moved = people_records.merge(output, person_id, list(others))
+    moved = _records(output).merge(output, person_id, list(others))
     console.print(f"{moved} faces of {', '.join(others)} are now {person_id}")
 
 
@@ -80,9 +85,7 @@ def merge(output, person_id, others) -> None:
 def split(output, person_id, distance) -> None:
     """Split PERSON_ID where the grouping merged two people: their faces are grouped again at a
     smaller distance; the largest group keeps the id and name, the others become new persons."""
-    from fer_mine.records import people as people_records
-
-    ids = people_records.split(output, person_id, distance)
+    ids = _records(output).split(output, person_id, distance)
     console.print(f"{person_id} is now {len(ids)} people: {', '.join(ids)}")
 
 
@@ -94,16 +97,22 @@ def forget(output, person_id, everyone) -> None:
     """Delete PERSON_ID's embeddings, person assignment and name (or, with --all, every
     embedding). The emotion records (faces, images) stay as they are."""
     from fer_mine.errors import FerMineError
-    from fer_mine.records import people as people_records
 
     if bool(person_id) == everyone:
         raise FerMineError("give one person id (P17) or --all")
-    removed = people_records.forget(output, None if everyone else person_id)
+    removed = _records(output).forget(output, None if everyone else person_id)
     what = "every person" if everyone else person_id
     console.print(
         f"forgot {what}: {removed['embeddings']} embeddings deleted; the emotion records are unchanged; "
         "later runs will not embed these faces again (`fer-mine people unforget` undoes that)"
     )
+    if removed["pages"]:  # copies no command reaches: the user has to delete or rewrite them
+        console.print(
+            f"these HTML pages were written with people on them and may still show {what}; delete them, "
+            "or write them again with `fer-mine report --html`:"
+        )
+        for page in removed["pages"]:
+            console.print(f"  {page}", highlight=False)
 
 
 @people.command("unforget")
@@ -112,7 +121,5 @@ def unforget(output) -> None:
     """Let later `run --people` embed the faces forgotten so far again. `people forget` keeps
     their keys (the picture's hash, frame and face index: no biometric data) so that no run
     embeds them again; this clears that list."""
-    from fer_mine.records import people as people_records
-
-    count = people_records.unforget(output)
+    count = _records(output).unforget(output)
     console.print(f"{count} forgotten faces may be embedded again by `run --people`")

@@ -30,6 +30,13 @@ from fer_mine.reports.params import ReportParams
     help="video_timeline: seconds of video per row.",
 )
 @click.option(
+    "--people",
+    "with_people",
+    is_flag=True,
+    help="--html: include who is who (the people reports, with their names and faces). Off "
+    "unless given or named with --name: `people forget` cannot reach a page once written.",
+)
+@click.option(
     "--attention",
     is_flag=True,
     help="--html: show each gallery face with the model's attention map over it (fer-mine explain).",
@@ -43,6 +50,7 @@ def report(
     html_path,
     bucket_s,
     attention,
+    with_people,
     model_path,
     min_confidence,
     min_quality,
@@ -62,7 +70,12 @@ def report(
         return
     if output is None:
         raise FerMineError("give the output folder of a `fer-mine run` (or --list)")
-    chosen = list(names) or list(REPORTS)
+    if with_people and not html_path:
+        raise FerMineError("--people chooses what the HTML page shows: give --html too")
+    # a page is a copy no command can reach again: who is who goes on it only when asked
+    chosen = list(names) or [
+        n for n, r in REPORTS.items() if with_people or not (html_path and r.about_people)
+    ]
     unknown = [n for n in chosen if n not in REPORTS]
     if unknown:
         raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
@@ -78,6 +91,10 @@ def report(
         explainer = attention_of(model_path, archive.model_sha256) if attention else None
         with console.status("rendering charts and thumbnails"):
             html_path.write_text(to_html(results, output, archive.model_sha256, explainer=explainer))
+        if any(REPORTS[n].about_people for n in chosen):
+            from fer_mine.records.people import record_page
+
+            record_page(output, str(html_path.resolve()))
         console.print(f"report written to {html_path}")
         return
     print_results(results, fmt)

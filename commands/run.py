@@ -215,6 +215,10 @@ def _stopped(settings, plan) -> None:
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
     done = recorded_count(settings, plan)
+    if settings.people:  # embeddings of unfinished pieces: biometric data no reader sees
+        from fer_mine.records.pieces import drop_unmarked
+
+        drop_unmarked(settings.output, "embeddings")
     console.print(
         f"stopped: {done} of {len(plan.found)} files are recorded in {settings.output} "
         f"({done - (len(plan.found) - len(plan.todo))} by this run); the same command continues from there"

@@ -113,6 +113,10 @@ def run(
             result.wait_until_finish()
             counts = _committed_rows(result)
             pieces.compact(settings.output)
+    except BaseException:
+        if settings.people:  # biometric data no reader sees goes now, not at the next run
+            pieces.drop_unmarked(settings.output, "embeddings")
+        raise
     finally:
         shutil.rmtree(plan.progress_dir, ignore_errors=True)
     summary = {"found": len(plan.found), "skipped": len(plan.found) - len(plan.todo), **counts}

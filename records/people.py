@@ -9,6 +9,8 @@ embeddings stay in their own table (`embeddings/`), never in `faces`.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 import numpy as np
@@ -38,6 +40,24 @@ def people_file(output: str, table: str) -> str:
 
 
 FORGOTTEN_KEY = ["image_sha256", "frame_key", "face_index"]
+
+
+def _pages_file(output: str) -> str:
+    return store.join(output, PEOPLE_FOLDER, "pages.json")
+
+
+def pages(output: str) -> list[str]:
+    """The HTML pages `report --html` wrote with people on them (their paths, as written)."""
+    path = _pages_file(output)
+    return json.loads(store.read_text(path)) if store.is_file(path) else []
+
+
+def record_page(output: str, page: str) -> None:
+    """Remember an HTML page that shows people, so that `forget` can name it: a page is a copy
+    of names and faces that no command reaches once written."""
+    known = pages(output)
+    if page not in known:
+        store.write_text(json.dumps([*known, page], indent=1), _pages_file(output))
 
 
 def forgotten(output: str) -> tuple[pa.Table, int]:
@@ -340,13 +360,21 @@ def split(output: str, person_id: str, distance: float) -> list[str]:
     return [person_id, *new_ids.values()]
 
 
-def forget(output: str, person_id: str | None) -> dict[str, int]:
+def drop_uncommitted(output: str) -> None:
+    """Delete embeddings a stopped or failed run left uncommitted (biometric data no reader
+    sees): every people command does, first."""
+    pieces.drop_unmarked(output, "embeddings")
+
+
+def forget(output: str, person_id: str | None) -> dict:
     """Delete one person's embeddings, assignments and name (`person_id`), or every embedding
     and everything about people (None). Their faces' keys are kept as forgotten, so that no
-    later run embeds them again (`unforget` undoes it); the emotion records stay as they are."""
+    later run embeds them again (`unforget` undoes it); the emotion records stay as they are.
+    Returns counts, and the HTML pages written with people on them that still exist: no
+    command reaches their copies of names and faces."""
     if person_id is not None and not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
-    pieces.drop_unmarked(output, "embeddings")  # a killed run's embeddings, never committed
+    drop_uncommitted(output)
     assigned = _known_person(output, person_id) if person_id else persons(output)
     faces = {k for k, p in assigned.items() if person_id is None or p == person_id}
     keys, last = forgotten(output)
@@ -373,10 +401,14 @@ def forget(output: str, person_id: str | None) -> dict[str, int]:
         store.delete(
             [p for p in (people_file(output, "persons"), people_file(output, "names")) if store.is_file(p)]
         )
-        return {"embeddings": removed, "faces": len(faces)}
-    _write_persons(output, {k: p for k, p in assigned.items() if p != person_id})
-    _write_names(output, {p: n for p, n in names(output).items() if p != person_id})
-    return {"embeddings": removed, "faces": len(faces)}
+    else:
+        _write_persons(output, {k: p for k, p in assigned.items() if p != person_id})
+        _write_names(output, {p: n for p, n in names(output).items() if p != person_id})
+    return {
+        "embeddings": removed,
+        "faces": len(faces),
+        "pages": [p for p in pages(output) if os.path.isfile(p)],
+    }
 
 
 def unforget(output: str) -> int:

@@ -18,6 +18,8 @@ class Report:
     # the faces its figures rest on, beyond the filters: an SQL condition on the `faces` view and
     # what the faces it leaves out are (None: every face the filters keep)
     rests_on: tuple[str, str] | None = None
+    # shows who is who (`run --people`): an HTML page holds it only when asked (`--people`)
+    about_people: bool = False
 
     @property
     def sql_file(self) -> str:
@@ -54,12 +56,16 @@ REPORTS: dict[str, Report] = {
         Report("video_timeline", charts.timelines, ("bucket_s",), ("frame_index IS NOT NULL", "in photos")),
         Report("review", params=("limit",)),
         Report("gallery", params=("per_emotion",)),  # the HTML page shows its faces, not a chart
-        Report("people", charts.person_shares, rests_on=PERSONS),  # these four: `run --people`
+        Report(
+            "people", charts.person_shares, rests_on=PERSONS, about_people=True
+        ),  # these four: `run --people`
         Report(
             "person_trend",
             rests_on=("person_id IS NOT NULL AND taken_at IS NOT NULL", "without a person or an EXIF time"),
+            about_people=True,
         ),
-        Report("together", rests_on=PERSONS),
-        Report("person_gallery", params=("per_person",), rests_on=PERSONS),  # the HTML page shows its faces
+        Report("together", rests_on=PERSONS, about_people=True),
+        # the HTML page shows its faces
+        Report("person_gallery", params=("per_person",), rests_on=PERSONS, about_people=True),
     )
 }

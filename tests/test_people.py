@@ -181,12 +181,18 @@ def test_run_people_gives_one_id_per_person_and_keeps_ids_and_names_when_photos_
         "happy",
     )
     page = tmp_path / "report.html"
-    shown = CliRunner().invoke(main, ["report", str(output), "--html", str(page), "--min-quality", "0"])
+    plain = CliRunner().invoke(main, ["report", str(output), "--html", str(page), "--min-quality", "0"])
+    assert plain.exit_code == 0 and "Eileen" not in page.read_text()  # people only when asked
+    shown = CliRunner().invoke(
+        main, ["report", str(output), "--html", str(page), "--min-quality", "0", "--people"]
+    )
     assert shown.exit_code == 0, shown.output
     html = page.read_text()
     assert "alt='people chart'" in html and "<h3>Eileen</h3>" in html  # a section per person, by name
     trend = archive.report("person_trend")
     assert sum(r[trend.columns.index("faces")] for r in trend.rows if r[0] == astronaut) == 7
+    forgot = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["people", "forget", str(output), astronaut])
+    assert forgot.exit_code == 0 and str(page.resolve()) in forgot.output  # the page that shows her is named
 
 
 def test_forget_removes_exactly_one_person_or_every_embedding(tmp_path):
@@ -253,6 +259,18 @@ def test_a_changed_photo_file_does_not_inherit_the_person_of_the_picture_it_repl
     _run(photos, output, "--people", "--model", "amacnn-fer2013-fast")
     after = {path: person for (path, _), person in _people_of(output).items()}  # the latest model's faces
     assert after["a.jpg"] == after["c.jpg"] == before["c.jpg"] and after["b.jpg"] == before["b.jpg"]
+
+
+def test_every_people_command_first_deletes_embeddings_a_killed_run_left_uncommitted(tmp_path):
+    output = tmp_path / "mined"
+    _run(SAMPLES / "album-1", output, "--people")
+    (committed,) = (output / "embeddings").glob("*.parquet")
+    for command in (["list"], ["name", "P1", "Eileen"], ["cluster"]):
+        left = output / "embeddings" / "20261207T000000Z-dead00-pdeadbeef.parquet"  # no marker: a killed run's
+        shutil.copy(committed, left)
+        done = CliRunner().invoke(main, ["people", command[0], str(output), *command[1:]])
+        assert done.exit_code == 0, done.output
+        assert not left.exists() and committed.exists()
 
 
 def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):

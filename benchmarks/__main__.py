@@ -1,15 +1,17 @@
 """Run every benchmark, one table each:  python -m benchmarks [name ...]
 
 Names: model_speed, inference_speed, accuracy, detection_quality, pipeline_speed, pipeline_accuracy,
-quality_accuracy, reports_speed, video_speed, people_quality, selection, crowded, crash. Not among them, since it
-compares two commits: `python -m benchmarks.commit_speed --baseline COMMIT`.
+quality_accuracy, reports_speed, video_speed, people_quality, people_populations, selection, crowded, crash.
+Not among them: `python -m benchmarks.commit_speed --baseline COMMIT`, since it compares two
+commits, and `python -m benchmarks.people_scale --faces 200000`, minutes and gigabytes long.
 """
 
 import subprocess
 import sys
 
 ALL = ("model_speed", "inference_speed", "accuracy", "detection_quality", "pipeline_speed", "pipeline_accuracy",
-       "quality_accuracy", "reports_speed", "video_speed", "people_quality", "selection", "crowded", "crash")  # fmt: skip
+       "quality_accuracy", "reports_speed", "video_speed", "people_quality", "people_populations", "selection", "crowded",
+       "crash")  # fmt: skip
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ALL:

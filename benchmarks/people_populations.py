@@ -4,16 +4,18 @@ population, with the grouping rule `run --people` uses (people/cluster.py).
     python -m benchmarks.people_populations --lfw /path/to/lfw [--data-root ../shared/data]
 
 Populations: AT&T's faces (40 people x 10 studio photos, gray) and, from Labeled Faces in the
-Wild (web photos of public figures, 250x250, one folder per person; docs/datasets.md says where
-it came from and on what terms), people grouped below by how they appear: East Asian, South and
-Southeast Asian, Black, Middle Eastern and North African, Latin American, over 70, and white
-women and men for reference; at most PER_PERSON photos each. Each population is one archive on
-its own, as a user's would be. People at even places in each list (AT&T: s1-s20) are the ones
-rules were chosen on; the table reports the others.
+Wild (web photos of public figures, 250x250, one folder per person; docs/data/lfw/SOURCE.md says
+where it came from and on what terms), people grouped below by how they appear: East Asian,
+South and Southeast Asian, Black, Middle Eastern and North African, Latin American, over 70, and
+white women and men for reference; at most PER_PERSON photos each. Each population is one
+archive on its own, as a user's would be. People at even places in each list (AT&T: s1-s20) are
+the ones rules were chosen on; the table reports the others.
 
 Each photo goes through YuNet (the face nearest the photo's centre, as LFW centres its person),
 the chip aligned from the five landmarks and dlib's ResNet (`people/`), as in `run --people`.
-Embeddings are cached (`--cache`) so that rules can be compared without embedding again.
+Embeddings are cached (`--cache`) so that rules can be compared without embedding again. Prints
+the grid the cut's scales were chosen from, then per population the cut, verification and
+grouping, and archives of only 1-3 of its people (which the cut must not split).
 Skips with a message without the data (a fresh machine).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 from pathlib import Path
 
 import cv2
@@ -30,7 +33,14 @@ from rich.table import Table
 
 from benchmarks.accuracy import DEFAULT_ROOT
 from fer_mine.media.detect import DetectorSettings, FaceDetector
-from fer_mine.people.cluster import PERSON_DISTANCE, cluster, pair_scores, person_distance
+from fer_mine.people.cluster import (
+    PERSON_DISTANCE,
+    cluster,
+    cut_between,
+    distance_scales,
+    pair_scores,
+    person_distance,
+)
 from fer_mine.people.embed import embed, face_chip, load_embedder
 
 PER_PERSON = 20
@@ -123,12 +133,87 @@ def verification(vectors: np.ndarray, people: np.ndarray, distance: float) -> di
             "different_mean": float(gaps[~same].mean())}  # fmt: skip
 
 
+def archives(photos: list, vectors: np.ndarray, found: np.ndarray, chosen: bool) -> dict[tuple, tuple]:
+    """{(population, people in it or 0 for all): (embeddings, person numbers)}: each population's
+    half (the people rules were chosen on, or the others), whole and as archives of its first
+    1, 2 and 3 people (a family's few people: the cut must not split them)."""
+    made = {}
+    for population in [ATT, *POPULATIONS]:
+        rows = [i for i, (p, _, _) in enumerate(photos) if p == population and found[i]]
+        order = list(dict.fromkeys(photos[i][1] for i in rows))
+        half = [i for i in rows if (order.index(photos[i][1]) % 2 == 0) == chosen]
+        if not half:
+            continue
+        people = np.array([order.index(photos[i][1]) // 2 for i in half])
+        made[(population, 0)] = (vectors[half], people)
+        for n in FEW:
+            made[(population, n)] = (vectors[half][people < n], people[people < n])
+    return made
+
+
+FEW = (1, 2, 3)
+# the grid the rule's scales were chosen from (on the chosen half): the smallest ARI over the
+# populations first, then the mean; the few-people archives are printed beside it
+GRID = {"pairs_scale": (0.74, 0.76, 0.78, 0.80), "nearest_scale": (0.0, 1.3, 1.5, 1.7, 1.9),
+        "max_distance": (0.55, 0.60)}  # fmt: skip
+
+
+def choose(made: dict[tuple, tuple], console: Console) -> None:
+    scales = {key: distance_scales(v) for key, (v, _) in made.items()}
+    rows = []
+    for rule in itertools.product(*GRID.values()):
+
+        def scores(key: tuple, rule: tuple = rule) -> dict:
+            vectors, people = made[key]
+            return pair_scores(people, cluster(vectors, cut_between(*scales[key], *rule)))
+
+        whole = [scores(k)["ari"] for k in made if k[1] == 0]
+        few = {n: [scores(k) for k in made if k[1] == n] for n in FEW}
+        rows.append((round(min(whole), 3), round(float(np.mean(whole)), 3), *rule,
+                     np.mean([s["pair_recall"] for s in few[1]]), np.mean([s["ari"] for s in few[2]]),
+                     np.mean([s["ari"] for s in few[3]])))  # fmt: skip
+    table = Table("smallest ARI", "mean ARI", "x median pair", "x median nearest", "at most",
+                  "1 person: pair recall", "2 people: ARI", "3 people: ARI",
+                  title="choosing the cut's scales (populations' chosen half; best first)")  # fmt: skip
+    for row in sorted(rows, key=lambda r: (r[0], r[1], -r[4]), reverse=True)[:12]:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+def report(made: dict[tuple, tuple], console: Console, chosen: bool) -> None:
+    table = Table("population", "people", "faces", "same / different mean", "cut",
+                  "verification at cut (same found, different merged)", "groups", "pair precision",
+                  "pair recall", "ARI", f"ARI at {PERSON_DISTANCE} (all)",
+                  title=f"telling people apart, per population ({'chosen on' if chosen else 'held out from the choice'})")  # fmt: skip
+    few = Table("population", *(f"{n} {'person' if n == 1 else 'people'}: groups (pair recall)" for n in FEW),
+                title="archives of a few people (the population's first people): split apart?")  # fmt: skip
+    for (population, n), (mine, people) in made.items():
+        if n:
+            continue
+        cut = person_distance(mine)
+        v = verification(mine, people, cut)
+        s = pair_scores(people, cluster(mine, cut))
+        fixed = pair_scores(people, cluster(mine, PERSON_DISTANCE))["ari"]
+        table.add_row(population, str(s["people"]), str(len(mine)),
+                      f"{v['same_mean']:.2f} / {v['different_mean']:.2f}", f"{cut:.2f}",
+                      f"{v['accuracy']:.4f} ({v['same_found']:.3f}, {v['different_merged']:.4f})",
+                      str(s["groups"]), f"{s['pair_precision']:.3f}", f"{s['pair_recall']:.3f}", f"{s['ari']:.3f}",
+                      f"{fixed:.3f}")  # fmt: skip
+        cells = []
+        for k in FEW:
+            vectors, ids = made[(population, k)]
+            s = pair_scores(ids, cluster(vectors))
+            cells.append(f"{s['groups']} ({s['pair_recall']:.3f})")
+        few.add_row(population, *cells)
+    console.print(table)
+    console.print(few)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, help="LFW's folder of per-person folders")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "fer-mine")
-    parser.add_argument("--chosen-half", action="store_true", help="report the people rules were chosen on")
     args = parser.parse_args()
     photos = _photos(args.lfw, args.data_root / "att_faces")
     if not photos:
@@ -136,28 +221,11 @@ def main() -> None:
         return
     vectors, found = embeddings(photos, args.cache)
     console = Console(width=170)
-    table = Table("population", "people", "faces", "no face", "same / different mean", "cut",
-                  "verification at cut (same found, different merged)", "groups", "pair precision",
-                  "pair recall", "ARI", f"ARI at {PERSON_DISTANCE} (all)",
-                  title=f"telling people apart, per population ({'chosen on' if args.chosen_half else 'held out from the choice'})")  # fmt: skip
-    for population in [ATT, *POPULATIONS]:
-        rows = [i for i, (p, _, _) in enumerate(photos) if p == population]
-        if not rows:
-            continue
-        order = list(dict.fromkeys(photos[i][1] for i in rows))
-        half = [i for i in rows if (order.index(photos[i][1]) % 2 == 0) == args.chosen_half]
-        kept = [i for i in half if found[i]]
-        people = np.unique([photos[i][1] for i in kept], return_inverse=True)[1]
-        mine = vectors[kept]
-        cut = person_distance(mine)
-        v = verification(mine, people, cut)
-        s = pair_scores(people, cluster(mine, cut))
-        fixed = pair_scores(people, cluster(mine, PERSON_DISTANCE))["ari"]
-        table.add_row(population, str(s["people"]), str(len(kept)), str(len(half) - len(kept)),
-                      f"{v['same_mean']:.2f} / {v['different_mean']:.2f}", f"{cut:.2f}",
-                      f"{v['accuracy']:.4f} ({v['same_found']:.3f}, {v['different_merged']:.4f})",
-                      str(s["groups"]), f"{s['pair_precision']:.3f}", f"{s['pair_recall']:.3f}", f"{s['ari']:.3f}", f"{fixed:.3f}")  # fmt: skip
-    console.print(table)
+    console.print(f"{len(photos)} photos, {int(found.sum())} with a face found")
+    chosen = archives(photos, vectors, found, chosen=True)
+    choose(chosen, console)
+    report(chosen, console, chosen=True)
+    report(archives(photos, vectors, found, chosen=False), console, chosen=False)
 
 
 if __name__ == "__main__":

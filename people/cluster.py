@@ -53,12 +53,14 @@ def check_people_extra() -> None:
 # pair. Average linkage never puts two faces in one person unless a chain of faces, each closer
 # than the distance to the next, joins them; so the faces are first split into such chains'
 # parts, found among each face's NEIGHBOURS nearest, and average linkage then runs, exactly, in
-# each part on its own (a part too large is split by tighter chains: `_by_parts`). A new face is weighed against the people among its nearest known faces,
-# each by at most PERSON_SAMPLE of their faces. Time and memory then grow with the faces times
+# each part on its own (a part too large is split by tighter chains: `_by_parts`). A new face
+# is weighed against the people whose centroids lie nearest, each by at most PERSON_SAMPLE of
+# their faces. Time and memory then grow with the faces times
 # the neighbours, and with the square of the largest part only (benchmarks/people_scale.py)
 EXACT_FACES = 5000
 NEIGHBOURS = 30
 PERSON_SAMPLE = 256
+CANDIDATES = 10  # people whose centroids lie nearest a new face, weighed against it
 
 
 def person_distance(embeddings: np.ndarray) -> float:
@@ -66,18 +68,35 @@ def person_distance(embeddings: np.ndarray) -> float:
     of two faces drawn at random (most such pairs are two people, so this follows how far
     apart people lie in this archive), but at least NEAREST_SCALE times the median distance
     of a face to its nearest other face (how far one person's faces lie: an archive of one or
-    two people is not split apart), and between MIN_DISTANCE and MAX_DISTANCE. Deterministic
-    for the same faces; DISTANCE_SAMPLE faces measure it, against every face for their nearest."""
+    two people is not split apart), and between MIN_DISTANCE and MAX_DISTANCE."""
+    return cut_between(*distance_scales(embeddings))
+
+
+def cut_between(
+    pairs: float,
+    nearest: float,
+    pairs_scale: float = PAIRS_SCALE,
+    nearest_scale: float = NEAREST_SCALE,
+    max_distance: float = MAX_DISTANCE,
+) -> float:
+    """`person_distance`'s rule, from an archive's two medians (the scales are arguments so
+    that benchmarks/people_populations.py can choose them)."""
+    return round(min(max_distance, max(MIN_DISTANCE, pairs_scale * pairs, nearest_scale * nearest)), 4)
+
+
+def distance_scales(embeddings: np.ndarray) -> tuple[float, float]:
+    """The median distance of two faces drawn at random and of a face to its nearest other
+    face. Deterministic for the same faces; DISTANCE_SAMPLE faces measure them, against every
+    face for their nearest (an archive of one face: 0, 0)."""
     if len(embeddings) < 2:
-        return MIN_DISTANCE
+        return 0.0, 0.0
     vectors = np.ascontiguousarray(embeddings, np.float32)
     rng = np.random.default_rng(0)
     sample = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), DISTANCE_SAMPLE), replace=False))]
     squared = (sample**2).sum(1)[:, None] + (sample**2).sum(1)[None, :] - 2 * sample @ sample.T
     pairs = np.sqrt(np.maximum(squared[np.triu_indices(len(sample), 1)], 0.0))
     nearest = np.sqrt(np.maximum(_nearest_other(sample, vectors), 0.0))
-    cut = max(PAIRS_SCALE * float(np.median(pairs)), NEAREST_SCALE * float(np.median(nearest)))
-    return round(min(MAX_DISTANCE, max(MIN_DISTANCE, cut)), 4)
+    return float(np.median(pairs)), float(np.median(nearest))
 
 
 def _nearest_other(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -182,8 +201,10 @@ def join_known(
 ) -> np.ndarray:
     """For each new embedding, the known person whose faces lie closest on average (the same
     rule as `cluster`'s average linkage), if within `distance`; else -1. Past EXACT_FACES known
-    faces, the people among its NEIGHBOURS nearest known faces are the candidates, each weighed
-    by at most PERSON_SAMPLE of its faces."""
+    faces, the candidates are the people whose centroids lie nearest and within `distance` (no
+    person's faces lie nearer on average than its centroid), each weighed by at most
+    PERSON_SAMPLE of its faces: the search grows with the new faces times the people, not
+    times all known faces."""
     people = np.unique(known_people)
     if not len(embeddings) or not len(people):
         return np.full(len(embeddings), -1, np.int64)
@@ -193,16 +214,28 @@ def join_known(
         mean_gap = np.stack([gaps[:, known_people == p].mean(axis=1) for p in people], axis=1)
         best = mean_gap.argmin(axis=1)
         return np.where(mean_gap[np.arange(len(embeddings)), best] < distance, people[best], -1)
-    _, found = _index(known).search(np.ascontiguousarray(embeddings, np.float32), NEIGHBOURS)
-    candidates = np.where(found >= 0, known_people[np.maximum(found, 0)], -1)
-    faces_of = {int(p): known[known_people == p][:PERSON_SAMPLE] for p in np.unique(candidates) if p >= 0}
+    order = np.argsort(known_people, kind="stable")  # each person's faces together, in their order
+    _, first, count = np.unique(known_people[order], return_index=True, return_counts=True)
+    centroids = np.zeros((len(people), known.shape[1]), np.float64)
+    np.add.at(centroids, np.searchsorted(people, known_people), known)
+    centroids = np.ascontiguousarray(centroids / count[:, None], np.float32)
+    # exact (faiss's brute force, in blocks): an HNSW graph over people's centroids, which lie
+    # about equally far from each other, missed the nearest one for 1 new face in 60
+    import faiss
+
+    squared, found = faiss.knn(
+        np.ascontiguousarray(embeddings, np.float32), centroids, min(CANDIDATES, len(people))
+    )
     joined = np.full(len(embeddings), -1, np.int64)
     for i, vector in enumerate(embeddings):
         best, best_gap = -1, distance
-        for person in dict.fromkeys(int(p) for p in candidates[i] if p >= 0):
-            gap = float(np.linalg.norm(faces_of[person] - vector, axis=1).mean())
+        for c, bound in zip(found[i], squared[i], strict=True):
+            if c < 0 or bound >= best_gap**2:  # sorted nearest first: no later one can be closer
+                break
+            faces = known[order[first[c] : first[c] + min(int(count[c]), PERSON_SAMPLE)]]
+            gap = float(np.linalg.norm(faces - vector, axis=1).mean())
             if gap < best_gap:
-                best, best_gap = person, gap
+                best, best_gap = int(people[c]), gap
         joined[i] = best
     return joined
 

@@ -266,7 +266,9 @@ def test_every_people_command_first_deletes_embeddings_a_killed_run_left_uncommi
     _run(SAMPLES / "album-1", output, "--people")
     (committed,) = (output / "embeddings").glob("*.parquet")
     for command in (["list"], ["name", "P1", "Eileen"], ["cluster"]):
-        left = output / "embeddings" / "20261207T000000Z-dead00-pdeadbeef.parquet"  # no marker: a killed run's
+        left = (
+            output / "embeddings" / "20261207T000000Z-dead00-pdeadbeef.parquet"
+        )  # no marker: a killed run's
         shutil.copy(committed, left)
         done = CliRunner().invoke(main, ["people", command[0], str(output), *command[1:]])
         assert done.exit_code == 0, done.output
@@ -403,11 +405,15 @@ def test_grouping_at_scale_is_the_exact_grouping_and_grows_near_linearly(monkeyp
     from fer_mine.people import cluster as grouping
 
     rng = np.random.default_rng(0)
-    owner = identities(2000, 20, rng)
+    owner = identities(2200, 20, rng)
     faces = vectors(owner, rng, {})
-    exact = grouping.cluster(faces)
+    exact = grouping.cluster(faces[:2000])
+    joined = join_known(faces[2000:], faces[:2000], exact)
+    assert (joined >= 0).mean() > 0.8  # most later faces are of people already known
     monkeypatch.setattr(grouping, "EXACT_FACES", 1000)  # parts of a few dozen: each exact
-    assert pair_scores(exact, grouping.cluster(faces))["ari"] == 1.0
+    assert pair_scores(exact, grouping.cluster(faces[:2000]))["ari"] == 1.0
+    assert join_known(faces[2000:], faces[:2000], exact).tolist() == joined.tolist()  # through centroids
+
     peaks = []
     for n in (2000, 8000):
         more = vectors(identities(n, 20, rng), rng, {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fer_mine.commands.output import console, print_people
-from fer_mine.people.cluster import SPLIT_DISTANCE
+from fer_mine.people.cluster import SPLIT_SHARE
 
 
 @click.group()
@@ -78,15 +78,13 @@ def merge(output, person_id, others) -> None:
 @click.option(
     "--distance",
     type=click.FloatRange(0.05, 2.0),
-    default=SPLIT_DISTANCE,
-    show_default=True,
-    help="Group PERSON_ID's faces again at this distance (the grouping's own is larger).",
+    help=f"Group PERSON_ID's faces again at this distance [default: {SPLIT_SHARE} x the archive's own cut].",
 )
 def split(output, person_id, distance) -> None:
     """Split PERSON_ID where the grouping merged two people: their faces are grouped again at a
     smaller distance; the largest group keeps the id and name, the others become new persons."""
-    ids = _records(output).split(output, person_id, distance)
-    console.print(f"{person_id} is now {len(ids)} people: {', '.join(ids)}")
+    ids, used = _records(output).split(output, person_id, distance)
+    console.print(f"{person_id} is now {len(ids)} people at distance {used:.2f}: {', '.join(ids)}")
 
 
 @people.command("forget")

@@ -34,9 +34,9 @@ PERSON_DISTANCE = MAX_DISTANCE  # AT&T's faces' cut: video tracks, and a typical
 # Video tracks: a face continues one in the frame before when their boxes overlap this much
 # (intersection over union) and their embeddings agree
 TRACK_OVERLAP = 0.3
-# `people split`: a person's faces grouped again this much closer (dlib's same-person pairs on
-# AT&T's faces lie 0.32 apart on average, different people 0.76)
-SPLIT_DISTANCE = 0.4
+# `people split`: a person's faces grouped again at this share of the archive's cut (0.4 at
+# AT&T's 0.55, where one person's faces lie 0.32 apart on average and two people's 0.76)
+SPLIT_SHARE = 0.73
 
 
 def check_people_extra() -> None:

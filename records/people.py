@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fer_mine.errors import FerMineError
-from fer_mine.people.cluster import check_people_extra, cluster, join_known, person_distance, tracks
+from fer_mine.people.cluster import (
+    SPLIT_SHARE,
+    check_people_extra,
+    cluster,
+    join_known,
+    person_distance,
+    tracks,
+)
 from fer_mine.records import pieces, store
 from fer_mine.records.schema import (
     EMBEDDING_SIZE,
@@ -340,11 +347,14 @@ def merge(output: str, keep: str, others: list[str]) -> int:
     return len(moved)
 
 
-def split(output: str, person_id: str, distance: float) -> list[str]:
-    """Cluster one person's faces again, closer than `distance` (the clustering merged two
-    people): the largest group keeps the id (and name), the others become new persons."""
+def split(output: str, person_id: str, distance: float | None = None) -> tuple[list[str], float]:
+    """Cluster one person's faces again, closer than `distance` (None: SPLIT_SHARE of the
+    archive's cut) where the clustering merged two people: the largest group keeps the id (and
+    name), the others become new persons. Returns the ids and the distance used."""
     assigned = _known_person(output, person_id)
     keys, vectors = embeddings(output)
+    if distance is None:
+        distance = round(SPLIT_SHARE * person_distance(vectors), 2)
     mine = [i for i, k in enumerate(keys) if assigned.get(k) == person_id]
     groups = cluster(vectors[mine], distance)
     largest = int(np.bincount(groups).argmax())
@@ -357,7 +367,7 @@ def split(output: str, person_id: str, distance: float) -> list[str]:
         if group != largest:
             assigned[keys[i]] = new_ids[int(group)]
     _write_persons(output, assigned)
-    return [person_id, *new_ids.values()]
+    return [person_id, *new_ids.values()], distance
 
 
 def drop_uncommitted(output: str) -> None:

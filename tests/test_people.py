@@ -275,6 +275,27 @@ def test_every_people_command_first_deletes_embeddings_a_killed_run_left_uncommi
         assert not left.exists() and committed.exists()
 
 
+def test_people_of_an_output_keyed_by_path_before_are_kept(tmp_path):
+    """An output whose persons were keyed by (uri, frame, face) keeps its people: reports read
+    them through the embeddings' picture hashes, and the next grouping rewrites them so."""
+    import pyarrow as pa
+
+    output = tmp_path / "mined"
+    _run(SAMPLES / "album-1", output, "--people")
+    before = _people_of(output)
+    path = output / "people" / "persons.parquet"
+    persons = pq.read_table(path)
+    faces = pq.read_table(output / "faces", columns=["uri", "image_sha256", "frame_index", "face_index"])
+    uri_of = {r["image_sha256"]: r["uri"] for r in faces.to_pylist()}
+    old = pa.table({"uri": [uri_of[s] for s in persons["image_sha256"].to_pylist()],
+                    "frame_index": persons["frame_index"], "face_index": persons["face_index"],
+                    "person_id": persons["person_id"]}).replace_schema_metadata(persons.schema.metadata)  # fmt: skip
+    pq.write_table(old, path)
+    assert _people_of(output) == before
+    assert CliRunner().invoke(main, ["people", "cluster", str(output)]).exit_code == 0
+    assert "image_sha256" in pq.read_schema(path).names and _people_of(output) == before
+
+
 def test_a_tiny_face_gets_no_embedding_and_no_error(tmp_path):
     scene = portrait(np.random.default_rng(0), 300, 0.3, "astronaut").image
     photos = tmp_path / "photos"

@@ -62,7 +62,7 @@ def report(
 ) -> None:
     """Emotion-pattern reports over the tables `fer-mine run` wrote (DuckDB SQL in sql/)."""
     from fer_mine.reports.archive import Archive, describe
-    from fer_mine.reports.registry import REPORTS
+    from fer_mine.reports.registry import REPORTS, chosen_reports
 
     if list_only:
         for name in REPORTS:
@@ -70,34 +70,33 @@ def report(
         return
     if output is None:
         raise FerMineError("give the output folder of a `fer-mine run` (or --list)")
-    if with_people and not html_path:
-        raise FerMineError("--people chooses what the HTML page shows: give --html too")
-    # a page is a copy no command can reach again: who is who goes on it only when asked
-    chosen = list(names) or [
-        n for n, r in REPORTS.items() if with_people or not (html_path and r.about_people)
-    ]
-    unknown = [n for n in chosen if n not in REPORTS]
-    if unknown:
-        raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
-    if attention and not html_path:
-        raise FerMineError("--attention draws on the HTML page: give --html too")
+    for flag, given in (("--people chooses what", with_people), ("--attention draws on", attention)):
+        if given and not html_path:
+            raise FerMineError(f"{flag} the HTML page: give --html too")
+    chosen = chosen_reports(names, page=bool(html_path), people=with_people)
     params = ReportParams(min_confidence=min_confidence, min_quality=min_quality, certain_only=certain_only,
                           since=since, until=until, model_sha256=model_sha, bucket_s=bucket_s)  # fmt: skip
     archive = Archive(output, params)
     results = [archive.report(name) for name in chosen]
     if html_path:
-        from fer_mine.reports.html import attention_of, to_html
+        _write_page(html_path, archive, results, attention, model_path)
+    else:
+        print_results(results, fmt)
 
-        explainer = attention_of(model_path, archive.model_sha256) if attention else None
-        with console.status("rendering charts and thumbnails"):
-            html_path.write_text(to_html(results, output, archive.model_sha256, explainer=explainer))
-        if any(REPORTS[n].about_people for n in chosen):
-            from fer_mine.records.people import record_page
 
-            record_page(output, str(html_path.resolve()))
-        console.print(f"report written to {html_path}")
-        return
-    print_results(results, fmt)
+def _write_page(path: Path, archive, results: list, attention: bool, model_path: str | None) -> None:
+    """The HTML page; one that shows people is recorded with the output, for `people forget`
+    to name (a page is a copy no command can reach again)."""
+    from fer_mine.records.people import record_page
+    from fer_mine.reports.html import attention_of, to_html
+    from fer_mine.reports.registry import REPORTS
+
+    explainer = attention_of(model_path, archive.model_sha256) if attention else None
+    with console.status("rendering charts and thumbnails"):
+        path.write_text(to_html(results, archive.output, archive.model_sha256, explainer=explainer))
+    if any(REPORTS[r.name].about_people for r in results):
+        record_page(archive.output, str(path.resolve()))
+    console.print(f"report written to {path}")
 
 
 @click.command()

@@ -55,8 +55,8 @@ def check_people_extra() -> None:
 # parts, found among each face's NEIGHBOURS nearest, and average linkage then runs, exactly, in
 # each part on its own (a part too large is split by tighter chains: `_by_parts`). A new face
 # is weighed against the people whose centroids lie nearest, each by at most PERSON_SAMPLE of
-# their faces. Time and memory then grow with the faces times
-# the neighbours, and with the square of the largest part only (benchmarks/people_scale.py)
+# their faces. Time and memory then grow with the faces times the neighbours, and with the
+# square of the largest part only (benchmarks/people_scale.py)
 EXACT_FACES = 5000
 NEIGHBOURS = 30
 PERSON_SAMPLE = 256

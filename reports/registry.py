@@ -69,3 +69,15 @@ REPORTS: dict[str, Report] = {
         Report("person_gallery", params=("per_person",), rests_on=PERSONS, about_people=True),
     )
 }
+
+
+def chosen_reports(names: tuple[str, ...] | list[str], page: bool, people: bool) -> list[str]:
+    """The reports to make: those named, else all; for an HTML page (`page`), the ones about
+    people only when asked (`people`): a page is a copy of names and faces that no command
+    reaches once written."""
+    from fer_mine.errors import FerMineError
+
+    unknown = [n for n in names if n not in REPORTS]
+    if unknown:
+        raise FerMineError(f"unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}")
+    return list(names) or [n for n, r in REPORTS.items() if people or not (page and r.about_people)]

@@ -70,9 +70,10 @@ def report(
         return
     if output is None:
         raise FerMineError("give the output folder of a `fer-mine run` (or --list)")
-    for flag, given in (("--people chooses what", with_people), ("--attention draws on", attention)):
+    for what, given in (("--people chooses what the HTML page shows", with_people),
+                        ("--attention draws on the HTML page", attention)):  # fmt: skip
         if given and not html_path:
-            raise FerMineError(f"{flag} the HTML page: give --html too")
+            raise FerMineError(f"{what}: give --html too")
     chosen = chosen_reports(names, page=bool(html_path), people=with_people)
     params = ReportParams(min_confidence=min_confidence, min_quality=min_quality, certain_only=certain_only,
                           since=since, until=until, model_sha256=model_sha, bucket_s=bucket_s)  # fmt: skip

@@ -183,6 +183,8 @@ def test_run_people_gives_one_id_per_person_and_keeps_ids_and_names_when_photos_
     page = tmp_path / "report.html"
     plain = CliRunner().invoke(main, ["report", str(output), "--html", str(page), "--min-quality", "0"])
     assert plain.exit_code == 0 and "Eileen" not in page.read_text()  # people only when asked
+    alone = CliRunner().invoke(main, ["report", str(output), "--people"])
+    assert alone.exit_code == 2 and "give --html too" in alone.output
     shown = CliRunner().invoke(
         main, ["report", str(output), "--html", str(page), "--min-quality", "0", "--people"]
     )

@@ -65,14 +65,22 @@ def write_piece(output: str, piece: str, tables: dict[str, pa.Table], replaces: 
     store.write_text(json.dumps(marker), store.join(output, COMMITS, f"{piece}.json"))
 
 
+def _commits(output: str) -> tuple[bool, dict[str, str]]:
+    """Whether the output is of pieces (its FLAG), and its markers by piece: one listing (on a
+    bucket every request counts; readers list this at each start)."""
+    found = store.list_files(store.join(output, COMMITS), "")
+    flagged = any(os.path.basename(path) == FLAG for path in found)
+    return flagged, {_stem(path): path for path in found if path.endswith(".json")}
+
+
 def _markers(output: str) -> dict[str, str]:
-    return {_stem(path): path for path in store.list_files(store.join(output, COMMITS), ".json")}
+    return _commits(output)[1]
 
 
-def visible_pieces(output: str) -> set[str]:
+def visible_pieces(output: str, markers: dict[str, str] | None = None) -> set[str]:
     """Committed pieces that no merged piece replaces. Only merged pieces' markers are read (the
     listing names the rest), so a bucket of thousands of pieces costs one listing."""
-    markers = _markers(output)
+    markers = _markers(output) if markers is None else markers
     hidden: set[str] = set()
     for piece, path in markers.items():
         if piece.rsplit("-", 1)[-1].startswith("c"):  # a merged piece (`compact`)
@@ -80,10 +88,11 @@ def visible_pieces(output: str) -> set[str]:
     return set(markers) - hidden
 
 
-def _legacy_committed(output: str) -> set[str]:
-    """Runs before pieces committed by moving their images last: a run with an images file landed."""
+def _legacy_committed(output: str, images: list[str] | None = None) -> set[str]:
+    """Runs before pieces committed by moving their images last: a run with an images file
+    landed (`images`: the images folder's listing, when the caller has it)."""
     runs = set()
-    for path in store.list_files(store.join(output, "images")):
+    for path in store.list_files(store.join(output, "images")) if images is None else images:
         if match := _LEGACY.match(_stem(path)):
             runs.add(match.group(1))
     return runs
@@ -106,11 +115,11 @@ def of_pieces(output: str) -> bool:
 
 def table_files(output: str, tables: Iterable[str] = PIECE_TABLES) -> dict[str, list[str]]:
     """The committed Parquet files of each table: what every reader reads."""
-    pieces = visible_pieces(output) if of_pieces(output) else None
-    legacy = _legacy_committed(output)
-    return {
-        t: [p for p in store.list_files(store.join(output, t)) if _visible(p, pieces, legacy)] for t in tables
-    }
+    flagged, markers = _commits(output)
+    pieces = visible_pieces(output, markers) if flagged else None
+    listed = {t: store.list_files(store.join(output, t)) for t in dict.fromkeys([*tables, "images"])}
+    legacy = _legacy_committed(output, listed["images"])
+    return {t: [p for p in listed[t] if _visible(p, pieces, legacy)] for t in tables}
 
 
 def clean_uncommitted(output: str) -> None:

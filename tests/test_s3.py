@@ -122,6 +122,32 @@ def test_the_tta_refusal_holds_on_a_bucket(s3, mined):
     assert result.exit_code == 2 and "classified with flip TTA" in result.output
 
 
+def test_files_read_at_once_from_a_bucket_each_give_their_own_bytes(s3):
+    """Every operation on a bucket shares one boto3 client (records/store.py): each open file
+    still keeps its own place."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fer_mine.records import store
+
+    client, _, _ = s3
+    bodies = {f"shared/{i}.bin": os.urandom(200_000 + i) for i in range(4)}
+    for key, body in bodies.items():
+        client.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def read(key: str) -> bytes:
+        with store.open_read(f"s3://{BUCKET}/{key}") as handle:
+            return b"".join(iter(lambda: handle.read(4096), b""))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(read, bodies)) == list(bodies.values())
+    with (
+        store.open_read(f"s3://{BUCKET}/shared/0.bin") as a,
+        store.open_read(f"s3://{BUCKET}/shared/1.bin") as b,
+    ):
+        assert (a.read(10), b.read(10), a.read(10)) == (bodies["shared/0.bin"][:10], bodies["shared/1.bin"][:10],
+                                                       bodies["shared/0.bin"][10:20])  # fmt: skip
+
+
 def test_report_and_query_read_the_bucket(s3, mined):
     result = CliRunner().invoke(main, ["query", f"s3://{BUCKET}/mined", "select count(*) as n from images",
                                        "--format", "csv"])  # fmt: skip

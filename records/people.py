@@ -3,8 +3,9 @@ stay when new photos arrive, names given to them, and forgetting (embeddings are
 
 `people/persons.parquet` maps each embedded face (the picture's sha256, frame index, face index
 and the emotion model whose run found it: never the path, so a changed file or another model's
-faces cannot inherit a person) to a person id; `people/names.parquet` maps person ids to names. Both are small and rewritten whole; the
-embeddings stay in their own table (`embeddings/`), never in `faces`.
+faces cannot inherit a person) to a person id; `people/names.parquet` maps person ids to
+names. Both are small and rewritten whole; the embeddings stay in their own table
+(`embeddings/`), never in `faces`.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def _keyed_by_picture(output: str, table: pa.Table) -> pa.Table:
     """Persons keyed by (uri, frame_index, face_index), as written before, given the picture's
     sha256 and the model of the embedding recorded at that key (the next write keeps them so)."""
     paths = _tables(output, "embeddings")
-    found = [store.read_table(p, ["uri", *KEY, "processed_at"]).replace_schema_metadata(None) for p in paths]
+    found = [store.read_table(p, ["uri", *KEY]).replace_schema_metadata(None) for p in paths]
     if not found:
         return PERSONS.empty_table()
     old = ["uri", "frame_key", "face_index"]

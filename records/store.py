@@ -80,8 +80,8 @@ def _share_s3_clients() -> None:
             for k, v in state.items()
             if k != "client"
         ):
-            with lock:
-                made.append((options, state))
+            with lock:  # options objects are few (one per pipeline or worker): keep the last 8
+                made[:] = [*made[-7:], (options, state)]
 
     init.shares_clients = True  # type: ignore[attr-defined]
     wrapper.__init__ = init

@@ -216,9 +216,9 @@ def _stopped(settings, plan) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(130))
     done = recorded_count(settings, plan)
     if settings.people:  # embeddings of unfinished pieces: biometric data no reader sees
-        from fer_mine.records.pieces import drop_unmarked
+        from fer_mine.records.people import drop_uncommitted
 
-        drop_unmarked(settings.output, "embeddings")
+        drop_uncommitted(settings.output)
     console.print(
         f"stopped: {done} of {len(plan.found)} files are recorded in {settings.output} "
         f"({done - (len(plan.found) - len(plan.todo))} by this run); the same command continues from there"

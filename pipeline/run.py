@@ -38,7 +38,7 @@ from fer_mine.pipeline.steps import (
     add_face_records,
 )
 from fer_mine.records import pieces
-from fer_mine.records.people import assign_people
+from fer_mine.records.people import assign_people, drop_uncommitted
 
 COUNTED = ("faces", "images", "errors", "videos", "embeddings")
 
@@ -115,7 +115,7 @@ def run(
             pieces.compact(settings.output)
     except BaseException:
         if settings.people:  # biometric data no reader sees goes now, not at the next run
-            pieces.drop_unmarked(settings.output, "embeddings")
+            drop_uncommitted(settings.output)
         raise
     finally:
         shutil.rmtree(plan.progress_dir, ignore_errors=True)

@@ -372,8 +372,8 @@ def split(output: str, person_id: str, distance: float | None = None) -> tuple[l
 
 
 def drop_uncommitted(output: str) -> None:
-    """Delete embeddings a stopped or failed run left uncommitted (biometric data no reader
-    sees): every people command does, first."""
+    """Delete the embeddings a run left uncommitted (biometric data no reader sees): a run that
+    fails or is stopped does it as it ends, every people command first (a killed run's)."""
     pieces.drop_unmarked(output, "embeddings")
 
 
@@ -385,7 +385,6 @@ def forget(output: str, person_id: str | None) -> dict:
     command reaches their copies of names and faces."""
     if person_id is not None and not re.fullmatch(r"P\d+", person_id):
         raise FerMineError(f"{person_id!r} is not a person id (P1, P2, ...)")
-    drop_uncommitted(output)
     assigned = _known_person(output, person_id) if person_id else persons(output)
     faces = {k for k, p in assigned.items() if person_id is None or p == person_id}
     keys, last = forgotten(output)

@@ -27,7 +27,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 
@@ -73,14 +73,10 @@ def _commits(output: str) -> tuple[bool, dict[str, str]]:
     return flagged, {_stem(path): path for path in found if path.endswith(".json")}
 
 
-def _markers(output: str) -> dict[str, str]:
-    return _commits(output)[1]
-
-
 def visible_pieces(output: str, markers: dict[str, str] | None = None) -> set[str]:
     """Committed pieces that no merged piece replaces. Only merged pieces' markers are read (the
     listing names the rest), so a bucket of thousands of pieces costs one listing."""
-    markers = _markers(output) if markers is None else markers
+    markers = _commits(output)[1] if markers is None else markers
     hidden: set[str] = set()
     for piece, path in markers.items():
         if piece.rsplit("-", 1)[-1].startswith("c"):  # a merged piece (`compact`)
@@ -88,11 +84,11 @@ def visible_pieces(output: str, markers: dict[str, str] | None = None) -> set[st
     return set(markers) - hidden
 
 
-def _legacy_committed(output: str, images: list[str] | None = None) -> set[str]:
+def _legacy_committed(images: list[str]) -> set[str]:
     """Runs before pieces committed by moving their images last: a run with an images file
-    landed (`images`: the images folder's listing, when the caller has it)."""
+    landed (`images`: the images folder's listing)."""
     runs = set()
-    for path in store.list_files(store.join(output, "images")) if images is None else images:
+    for path in images:
         if match := _LEGACY.match(_stem(path)):
             runs.add(match.group(1))
     return runs
@@ -109,17 +105,20 @@ def _visible(path: str, pieces: set[str] | None, legacy_runs: set[str]) -> bool:
     return pieces is None
 
 
-def of_pieces(output: str) -> bool:
-    return store.is_file(store.join(output, COMMITS, FLAG))
+def _scan(output: str, tables: Iterable[str]) -> tuple[bool, dict[str, list[str]], Callable[[str], bool]]:
+    """One listing of the markers and of each table's folder (and images'): whether the output
+    is of pieces, every file of each table, and which files a reader sees."""
+    flagged, markers = _commits(output)
+    pieces = visible_pieces(output, markers) if flagged else None
+    listed = {t: store.list_files(store.join(output, t)) for t in dict.fromkeys([*tables, "images"])}
+    legacy = _legacy_committed(listed["images"])
+    return flagged, listed, lambda path: _visible(path, pieces, legacy)
 
 
 def table_files(output: str, tables: Iterable[str] = PIECE_TABLES) -> dict[str, list[str]]:
     """The committed Parquet files of each table: what every reader reads."""
-    flagged, markers = _commits(output)
-    pieces = visible_pieces(output, markers) if flagged else None
-    listed = {t: store.list_files(store.join(output, t)) for t in dict.fromkeys([*tables, "images"])}
-    legacy = _legacy_committed(output, listed["images"])
-    return {t: [p for p in listed[t] if _visible(p, pieces, legacy)] for t in tables}
+    _, listed, seen = _scan(output, tables)
+    return {t: [p for p in listed[t] if seen(p)] for t in tables}
 
 
 def clean_uncommitted(output: str) -> None:
@@ -128,13 +127,15 @@ def clean_uncommitted(output: str) -> None:
     Older runs' committed files become pieces of their own (a marker per run), so that from
     then on one rule holds."""
     store.delete_tree(store.join(output, STAGING))
-    markers = _markers(output)
-    pieces, legacy = visible_pieces(output), _legacy_committed(output)
-    foreign = not of_pieces(output)  # files other tools wrote there count as committed, once
+    flagged, markers = _commits(output)
+    foreign = not flagged  # files other tools wrote there count as committed, once
+    pieces = visible_pieces(output, markers)
+    listed = {table: store.list_files(store.join(output, table)) for table in PIECE_TABLES}
+    legacy = _legacy_committed(listed["images"])
     adopted: dict[str, dict[str, int]] = {}
     for table in PIECE_TABLES:
         dropped = []
-        for path in store.list_files(store.join(output, table)):
+        for path in listed[table]:
             stem = _stem(path)
             match = _LEGACY.match(stem)
             if stem in pieces:
@@ -157,10 +158,10 @@ def clean_uncommitted(output: str) -> None:
 def drop_unmarked(output: str, table: str) -> int:
     """Delete a table's files that no committed piece holds (a killed run's), at once: for
     embeddings, biometric data that no reader sees must not wait for the next run to go."""
-    if not of_pieces(output):
+    flagged, listed, seen = _scan(output, (table,))
+    if not flagged:
         return 0
-    visible = set(table_files(output, (table,))[table])
-    unmarked = [p for p in store.list_files(store.join(output, table)) if p not in visible]
+    unmarked = [p for p in listed[table] if not seen(p)]
     store.delete(unmarked)
     return len(unmarked)
 

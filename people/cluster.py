@@ -93,10 +93,15 @@ def distance_scales(embeddings: np.ndarray) -> tuple[float, float]:
     vectors = np.ascontiguousarray(embeddings, np.float32)
     rng = np.random.default_rng(0)
     sample = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), DISTANCE_SAMPLE), replace=False))]
-    squared = (sample**2).sum(1)[:, None] + (sample**2).sum(1)[None, :] - 2 * sample @ sample.T
-    pairs = np.sqrt(np.maximum(squared[np.triu_indices(len(sample), 1)], 0.0))
+    pairs = _gaps(sample, sample)[np.triu_indices(len(sample), 1)]
     nearest = np.sqrt(np.maximum(_nearest_other(sample, vectors), 0.0))
     return float(np.median(pairs)), float(np.median(nearest))
+
+
+def _gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Every distance between the rows of `a` and of `b` (an a x b matrix: for small sets only)."""
+    squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 def _nearest_other(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -209,8 +214,7 @@ def join_known(
     if not len(embeddings) or not len(people):
         return np.full(len(embeddings), -1, np.int64)
     if len(known) <= EXACT_FACES:  # every pair: a new x known matrix of distances, no more
-        squared = (embeddings**2).sum(1)[:, None] + (known**2).sum(1)[None, :] - 2 * embeddings @ known.T
-        gaps = np.sqrt(np.maximum(squared, 0.0))
+        gaps = _gaps(embeddings, known)
         mean_gap = np.stack([gaps[:, known_people == p].mean(axis=1) for p in people], axis=1)
         best = mean_gap.argmin(axis=1)
         return np.where(mean_gap[np.arange(len(embeddings)), best] < distance, people[best], -1)

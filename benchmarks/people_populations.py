@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.accuracy import DEFAULT_ROOT
+from benchmarks.people_quality import verification
 from fer_mine.media.detect import DetectorSettings, FaceDetector
 from fer_mine.people.cluster import (
     PERSON_DISTANCE,
@@ -121,16 +122,6 @@ def embeddings(photos: list[tuple[str, str, Path]], cache: Path) -> tuple[np.nda
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, embeddings=vectors, found=np.array(found))
     return vectors, np.array(found)
-
-
-def verification(vectors: np.ndarray, people: np.ndarray, distance: float) -> dict[str, float]:
-    upper = np.triu_indices(len(people), 1)
-    same = (people[:, None] == people[None, :])[upper]
-    gaps = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)[upper]
-    close = gaps < distance
-    return {"accuracy": float((close == same).mean()), "same_found": float(close[same].mean()),
-            "different_merged": float(close[~same].mean()), "same_mean": float(gaps[same].mean()),
-            "different_mean": float(gaps[~same].mean())}  # fmt: skip
 
 
 def archives(photos: list, vectors: np.ndarray, found: np.ndarray, chosen: bool) -> dict[tuple, tuple]:
